@@ -1,0 +1,164 @@
+"""Policy and reference models: a causal LM with a scalar value head on the same trunk.
+
+``ActorCritic.forward`` returns, for a batch of ``[prompt | response]`` sequences, the log-probs
+of the response tokens, the values of the states that emit them, and optionally the logits, all
+shaped ``[B, T]`` (``[B, T, V]`` for logits) with ``T`` the response width.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from .assets import load_error, resolve_model
+from .config import ModelConfig
+
+DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+VALUE_HEAD_FILE = "value_head.safetensors"
+
+
+def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
+    from transformers import AutoTokenizer
+
+    path = resolve_model(name_or_path)
+    try:
+        tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise load_error(name_or_path, e) from None
+    if tok.pad_token is None:
+        tok.pad_token = tok.eos_token
+    return tok
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False):
+    from transformers import AutoModelForCausalLM
+
+    path = resolve_model(name_or_path)
+    try:
+        return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype],
+                                                    trust_remote_code=trust_remote_code)
+    except (OSError, ValueError) as e:
+        raise load_error(name_or_path, e) from None
+
+
+def position_ids_from_mask(attention_mask: torch.Tensor) -> torch.Tensor:
+    """Positions that skip left padding, as ``generate`` uses: cumsum(mask) - 1, clamped at 0."""
+    return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
+
+
+def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+    """log softmax(logits)[token] for logits [B, T, V] and tokens [B, T] -> [B, T]."""
+    return torch.gather(F.log_softmax(logits.float(), dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
+
+
+def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
+    """Entropy of the categorical distribution per position: [B, T, V] -> [B, T]."""
+    logp = F.log_softmax(logits.float(), dim=-1)
+    return -(logp.exp() * logp).sum(-1)
+
+
+class ActorCritic(nn.Module):
+    """Causal LM (optionally with LoRA adapters) plus a linear value head on its last hidden state."""
+
+    def __init__(self, lm: nn.Module, value_head: nn.Linear | None = None):
+        super().__init__()
+        self.lm = lm
+        hidden = lm.config.hidden_size
+        if value_head is None:
+            value_head = nn.Linear(hidden, 1)
+            nn.init.zeros_(value_head.weight)
+            nn.init.zeros_(value_head.bias)
+        self.value_head = value_head.to(torch.float32)
+
+    @property
+    def is_lora(self) -> bool:
+        return hasattr(self.lm, "disable_adapter")
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int,
+                temperature: float = 1.0, with_values: bool = True, with_logits: bool = False):
+        """Score the last ``response_len`` tokens of each row.
+
+        input_ids, attention_mask: [B, P + T] (prompt left-padded, response right-padded).
+        Returns dict with ``logprobs`` [B, T], ``values`` [B, T] (value of the state before each
+        response token), and ``logits`` [B, T, V] when asked.
+        """
+        out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
+                      position_ids=position_ids_from_mask(attention_mask),
+                      output_hidden_states=with_values, logits_to_keep=response_len + 1,
+                      use_cache=False)
+        logits = out.logits[:, :-1].float() / temperature
+        tokens = input_ids[:, -response_len:]
+        result = {"logprobs": logprobs_from_logits(logits, tokens)}
+        if with_values:
+            hidden = out.hidden_states[-1][:, -(response_len + 1):-1]
+            result["values"] = self.value_head(hidden.float()).squeeze(-1)
+        if with_logits:
+            result["logits"] = logits
+        return result
+
+    @contextlib.contextmanager
+    def adapter_disabled(self):
+        with self.lm.disable_adapter():
+            yield
+
+    def save(self, folder: str | Path, merge_lora: bool = False) -> None:
+        """Save the LM (adapter only, or merged full model) and the value head as safetensors."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        lm = self.lm
+        if self.is_lora and merge_lora:
+            import copy
+
+            lm = copy.deepcopy(lm).merge_and_unload()
+        lm.save_pretrained(str(folder), safe_serialization=True)
+        save_file({k: v.detach().contiguous() for k, v in self.value_head.state_dict().items()},
+                  str(folder / VALUE_HEAD_FILE))
+
+    def load_value_head(self, folder: str | Path) -> None:
+        self.value_head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD_FILE)))
+
+
+def apply_lora(lm: nn.Module, cfg) -> nn.Module:
+    from peft import LoraConfig, get_peft_model
+
+    peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
+                          target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
+    return get_peft_model(lm, peft_cfg)
+
+
+def load_policy(cfg: ModelConfig) -> tuple[ActorCritic, nn.Module | None]:
+    """Build the trainable actor-critic and the frozen reference LM (None when LoRA is used:
+    the reference is then the policy with its adapter switched off)."""
+    lm = load_causal_lm(cfg.policy, cfg.dtype, cfg.trust_remote_code)
+    ref = None
+    if cfg.lora.enabled:
+        lm = apply_lora(lm, cfg.lora)
+    else:
+        ref = load_causal_lm(cfg.reference or cfg.policy, cfg.dtype, cfg.trust_remote_code)
+        ref.requires_grad_(False).eval()
+    policy = ActorCritic(lm)
+    vh = Path(resolve_model(cfg.policy)) / VALUE_HEAD_FILE
+    if vh.is_file():
+        policy.load_value_head(vh.parent)
+    return policy, ref
+
+
+@torch.no_grad()
+def reference_logprobs(policy: ActorCritic, ref: nn.Module | None, input_ids: torch.Tensor,
+                       attention_mask: torch.Tensor, response_len: int,
+                       temperature: float = 1.0) -> torch.Tensor:
+    """Log-probs of the response tokens under the reference policy: [B, T]."""
+    if ref is None:
+        with policy.adapter_disabled():
+            return policy(input_ids, attention_mask, response_len, temperature,
+                          with_values=False)["logprobs"]
+    out = ref(input_ids=input_ids, attention_mask=attention_mask,
+              position_ids=position_ids_from_mask(attention_mask),
+              logits_to_keep=response_len + 1, use_cache=False)
+    return logprobs_from_logits(out.logits[:, :-1].float() / temperature,
+                                input_ids[:, -response_len:])

@@ -1,0 +1,134 @@
+"""Rollouts: sample completions, score them, and compute old/ref log-probs and values.
+
+Sequences are laid out as ``[prompt, left-padded to P | response, right-padded to T]``. The
+response mask marks generated tokens up to and including the first EOS (the EOS id may equal the
+pad id, as in SmolLM2, so the mask comes from positions, never from comparing with pad).
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, fields
+
+import torch
+
+from ..models import ActorCritic, reference_logprobs
+from ..rewards import checked_scores
+
+
+@dataclass
+class GenerationSettings:
+    max_new_tokens: int
+    min_new_tokens: int = 0
+    temperature: float = 1.0
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+@dataclass
+class Rollout:
+    """One batch of trajectories. Tensors: ids/attention [B, P+T]; per-token [B, T]; scores [B]."""
+
+    prompts: list[str]
+    completions: list[str]
+    input_ids: torch.Tensor
+    attention_mask: torch.Tensor
+    response_mask: torch.Tensor
+    scores: torch.Tensor
+    logprobs: torch.Tensor
+    ref_logprobs: torch.Tensor
+    values: torch.Tensor
+
+    @property
+    def response_len(self) -> int:
+        return self.response_mask.shape[1]
+
+    def __len__(self) -> int:
+        return len(self.prompts)
+
+    def subset(self, idx: torch.Tensor) -> "Rollout":
+        """The trajectories at ``idx`` (a LongTensor), in that order."""
+        picked = {}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            picked[f.name] = v[idx] if isinstance(v, torch.Tensor) else [v[i] for i in idx.tolist()]
+        return Rollout(**picked)
+
+
+def response_mask_from_tokens(response: torch.Tensor, eos_token_id: int | None) -> torch.Tensor:
+    """1 up to and including the first EOS of each row, 0 after: [B, T] -> [B, T] (long)."""
+    if eos_token_id is None:
+        return torch.ones_like(response)
+    is_eos = (response == eos_token_id).long()
+    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS strictly before this position
+    return (eos_before == 0).long()
+
+
+@torch.no_grad()
+def generate(policy: ActorCritic, tokenizer, prompts: list[str], settings: GenerationSettings,
+             batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample completions. Returns (input_ids [B, P+T], attention_mask [B, P+T], response_mask
+    [B, T]); P is the longest prompt, T the longest response in the whole batch."""
+    from transformers import GenerationConfig
+
+    tokenizer.padding_side = "left"
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    gen_cfg = GenerationConfig(
+        do_sample=True, temperature=settings.temperature, top_k=settings.top_k,
+        top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
+        min_new_tokens=settings.min_new_tokens, eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id, use_cache=True)
+    P = enc.input_ids.shape[1]
+    responses = []
+    was_training = policy.training
+    policy.eval()
+    for i in range(0, len(prompts), batch_size):
+        out = policy.lm.generate(input_ids=enc.input_ids[i:i + batch_size],
+                                 attention_mask=enc.attention_mask[i:i + batch_size],
+                                 generation_config=gen_cfg)
+        responses.append(out[:, P:])
+    policy.train(was_training)
+    T = max(r.shape[1] for r in responses)
+    pad = tokenizer.pad_token_id
+    response = torch.cat([torch.nn.functional.pad(r, (0, T - r.shape[1]), value=pad)
+                          for r in responses])
+    mask = response_mask_from_tokens(response, tokenizer.eos_token_id)
+    response = torch.where(mask.bool(), response, torch.full_like(response, pad))
+    input_ids = torch.cat([enc.input_ids, response], dim=1)
+    attention_mask = torch.cat([enc.attention_mask, torch.ones_like(response)], dim=1)
+    return input_ids, attention_mask, mask
+
+
+def decode_completions(tokenizer, input_ids: torch.Tensor, response_mask: torch.Tensor) -> list[str]:
+    T = response_mask.shape[1]
+    return [tokenizer.decode(row[m.bool()], skip_special_tokens=True)
+            for row, m in zip(input_ids[:, -T:], response_mask)]
+
+
+@torch.no_grad()
+def collect(policy: ActorCritic, ref, tokenizer, reward, prompts: list[str],
+            settings: GenerationSettings, forward_batch_size: int,
+            timings: dict[str, float]) -> Rollout:
+    """Generate, score, and run the no-grad policy/value and reference forward passes."""
+    t0 = time.perf_counter()
+    input_ids, attention_mask, mask = generate(policy, tokenizer, prompts, settings,
+                                               forward_batch_size)
+    t1 = time.perf_counter()
+    completions = decode_completions(tokenizer, input_ids, mask)
+    scores = checked_scores(reward, prompts, completions)
+    t2 = time.perf_counter()
+    T = mask.shape[1]
+    logprobs, values, ref_logprobs = [], [], []
+    policy.eval()
+    for i in range(0, len(prompts), forward_batch_size):
+        ids, att = input_ids[i:i + forward_batch_size], attention_mask[i:i + forward_batch_size]
+        out = policy(ids, att, T, settings.temperature)
+        logprobs.append(out["logprobs"])
+        values.append(out["values"])
+        ref_logprobs.append(reference_logprobs(policy, ref, ids, att, T, settings.temperature))
+    policy.train()
+    t3 = time.perf_counter()
+    timings.update(generate=t1 - t0, score=t2 - t1, forward=t3 - t2)
+    m = mask.float()
+    return Rollout(prompts, completions, input_ids, attention_mask, mask, scores,
+                   torch.cat(logprobs) * m, torch.cat(ref_logprobs) * m, torch.cat(values) * m)

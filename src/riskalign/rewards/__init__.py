@@ -1,0 +1,34 @@
+"""Reward sources. Each maps (prompts, completions) to a float tensor [B]."""
+
+from __future__ import annotations
+
+from ..config import RewardConfig
+from .base import RewardError, RewardSource, TextReward, checked_scores, prompt_scores
+
+KINDS = ("vader", "non-toxicity", "hf", "python")
+
+
+def build_reward(cfg: RewardConfig, default_kind: str = "vader") -> RewardSource:
+    """Build the reward source a config names (``cfg.kind`` or the task's default)."""
+    kind = cfg.kind or default_kind
+    if kind == "vader":
+        from .lexicon import VaderReward
+
+        return VaderReward(cfg.target, cfg.sign)
+    if kind == "non-toxicity":
+        from .lexicon import NonToxicityReward
+
+        return NonToxicityReward(cfg.target, cfg.sign)
+    if kind == "hf":
+        from .classifier import ClassifierReward
+
+        return ClassifierReward(cfg.model, cfg.label, cfg.target, cfg.sign, cfg.batch_size)
+    if kind == "python":
+        from .python_fn import PythonReward
+
+        return PythonReward(cfg.function, cfg.sign)
+    raise ValueError(f"reward.kind must be one of {', '.join(KINDS)}, got {kind!r}")
+
+
+__all__ = ["KINDS", "RewardError", "RewardSource", "TextReward", "build_reward", "checked_scores",
+           "prompt_scores"]

@@ -1,0 +1,58 @@
+"""The reward protocol: score a batch of (prompt, completion) pairs, return a float tensor [B]."""
+
+from __future__ import annotations
+
+from typing import Protocol, runtime_checkable
+
+import torch
+
+
+class RewardError(ValueError):
+    """A reward source returned something unusable. The message names the sample."""
+
+
+@runtime_checkable
+class RewardSource(Protocol):
+    def __call__(self, prompts: list[str], completions: list[str]) -> torch.Tensor: ...
+
+
+def join(prompt: str, completion: str) -> str:
+    """The full text a 'full'-target reward scores: the completion continues the prompt."""
+    return prompt + completion
+
+
+class TextReward:
+    """Base for rewards computed from one text per sample (the full text or the completion)."""
+
+    def __init__(self, target: str = "full", sign: float = 1.0):
+        self.target = target
+        self.sign = sign
+
+    def score_texts(self, texts: list[str]) -> list[float]:
+        raise NotImplementedError
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> torch.Tensor:
+        texts = ([join(p, c) for p, c in zip(prompts, completions)] if self.target == "full"
+                 else list(completions))
+        return torch.tensor(self.score_texts(texts), dtype=torch.float32) * self.sign
+
+
+def checked_scores(source: RewardSource, prompts: list[str], completions: list[str]) -> torch.Tensor:
+    """Call ``source`` and insist on a finite float tensor of shape [B]."""
+    out = source(prompts, completions)
+    out = torch.as_tensor(out).detach().to(torch.float32).cpu()
+    if out.shape != (len(prompts),):
+        raise RewardError(f"reward returned shape {tuple(out.shape)} for a batch of "
+                          f"{len(prompts)} samples; it must return one float per sample")
+    bad = (~torch.isfinite(out)).nonzero().flatten().tolist()
+    if bad:
+        i = bad[0]
+        text = (prompts[i] + completions[i])[:60].replace("\n", " ")
+        raise RewardError(f"reward is {out[i].item()} for sample {i} ({text!r}); rewards must be "
+                          f"finite")
+    return out
+
+
+def prompt_scores(source: RewardSource, prompts: list[str]) -> torch.Tensor:
+    """The reward of each prompt alone (empty completion): how hard the prompt is."""
+    return checked_scores(source, prompts, [""] * len(prompts))
