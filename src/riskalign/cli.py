@@ -1,2 +1,129 @@
-def main():
-    pass
+"""Command line: ``riskalign assets | ppo | sft | generate``."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (see configs/).")
+    p.add_argument("overrides", nargs="*", metavar="key.sub=value",
+                   help="Override any config key, e.g. ppo.batch_size=16 model.lora.enabled=true.")
+    p.add_argument("--help-config", action="store_true",
+                   help="List every config key with its default and help, then exit.")
+
+
+def cmd_assets(args) -> None:
+    from .assets import prepare_default_policy
+
+    t = time.perf_counter()
+    path = prepare_default_policy(force=args.force)
+    print(f"default policy ready: {path} ({time.perf_counter() - t:.1f}s)")
+
+
+def cmd_ppo(args) -> None:
+    from .config import describe, load_config
+    from .train import run_ppo
+
+    if args.help_config:
+        print("\n".join(describe()))
+        return
+    cfg = load_config(args.config, args.overrides)
+    if args.output_dir:
+        cfg.output_dir = args.output_dir
+    run_ppo(cfg, resume=args.resume)
+
+
+def cmd_sft(args) -> None:
+    from .sft import SFTConfig, run_sft
+    from .config import describe, load_config
+
+    if args.help_config:
+        print("\n".join(describe(SFTConfig)))
+        return
+    cfg = load_config(args.config, args.overrides, cls=SFTConfig)
+    run_sft(cfg)
+
+
+def cmd_generate(args) -> None:
+    import torch
+
+    from .models import ActorCritic, load_causal_lm, load_tokenizer
+    from .ppo.rollout import GenerationSettings
+    from .evaluate import sample_and_score
+    from .rewards import build_reward
+    from .config import RewardConfig
+
+    tok = load_tokenizer(args.model)
+    policy = ActorCritic(load_causal_lm(args.model))
+    prompts = args.prompt or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
+    if not prompts:
+        raise SystemExit("error: give --prompt or prompts on standard input")
+    gen = GenerationSettings(args.max_new_tokens, 0, args.temperature)
+    reward = build_reward(RewardConfig(kind=args.reward)) if args.reward else None
+    with torch.random.fork_rng(devices=[]):
+        completions, scores = sample_and_score(policy, tok, reward or (lambda p, c: torch.zeros(len(p))),
+                                               prompts, gen, 16, args.seed)
+    for p, c, s in zip(prompts, completions, scores.tolist()):
+        print(json.dumps({"prompt": p, "completion": c, **({"score": s} if reward else {})}))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(prog="riskalign", description="Risk-averse and "
+                                 "uncertainty-aware RLHF for language models.")
+    sub = ap.add_subparsers(dest="command", required=True)
+    p = sub.add_parser("assets", help="Prepare the offline default policy (SmolLM2-135M-Instruct).")
+    p.add_argument("--force", action="store_true", help="Rebuild even if already prepared.")
+    p.set_defaults(fn=cmd_assets)
+    p = sub.add_parser("ppo", help="Train a policy with PPO (RLHF).")
+    _add_config_args(p)
+    p.add_argument("--resume", action="store_true",
+                   help="Continue from the latest checkpoint in the output folder.")
+    p.add_argument("--output-dir", help="Output folder (same as output_dir=...).")
+    p.set_defaults(fn=cmd_ppo)
+    p = sub.add_parser("sft", help="Supervised fine-tuning on a task's positive texts or a file.")
+    _add_config_args(p)
+    p.set_defaults(fn=cmd_sft)
+    p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
+    p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")
+    p.add_argument("--prompt", action="append", help="A prompt (repeatable); else read stdin.")
+    p.add_argument("--max-new-tokens", type=int, default=32, help="Tokens to generate.")
+    p.add_argument("--temperature", type=float, default=1.0, help="Sampling temperature.")
+    p.add_argument("--reward", choices=["vader", "non-toxicity"], help="Also print this score.")
+    p.add_argument("--seed", type=int, default=0, help="Sampling seed.")
+    p.set_defaults(fn=cmd_generate)
+    return ap
+
+
+def main(argv: list[str] | None = None) -> int:
+    from .assets import MissingModelError
+    from .config import ConfigError
+    from .ppo.checkpoint import CheckpointError
+    from .rewards import RewardError
+    from .tasks import DataError
+
+    args = build_parser().parse_args(argv)
+    try:
+        args.fn(args)
+    except (ConfigError, DataError, RewardError, CheckpointError, MissingModelError,
+            ValueError) as e:
+        print(f"riskalign: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("riskalign: interrupted; rerun with --resume to continue from the last checkpoint",
+              file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

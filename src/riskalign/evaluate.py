@@ -1,0 +1,21 @@
+"""Held-out scoring: sample continuations with a fixed seed and report the mean reward."""
+
+from __future__ import annotations
+
+import torch
+
+from .models import ActorCritic
+from .ppo.rollout import GenerationSettings, decode_completions, generate
+from .rewards import checked_scores
+
+
+@torch.no_grad()
+def sample_and_score(policy: ActorCritic, tokenizer, reward, prompts: list[str],
+                     gen: GenerationSettings, batch_size: int, seed: int
+                     ) -> tuple[list[str], torch.Tensor]:
+    """Completions and their scores [N]; the global RNG is left untouched."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        ids, _, mask = generate(policy, tokenizer, prompts, gen, batch_size)
+    completions = decode_completions(tokenizer, ids, mask)
+    return completions, checked_scores(reward, prompts, completions)

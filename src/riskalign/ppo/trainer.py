@@ -1,0 +1,212 @@
+"""The PPO loop: rollout -> per-token KL-penalised rewards -> GAE -> clipped updates -> KL control.
+
+One iteration (``PPOTrainer.step``):
+1. sample B completions for B prompts, score them, compute old log-probs, values, ref log-probs;
+2. r_t = -beta * (log pi - log pi_ref) on every valid token, plus the score on the last one;
+3. choose the trajectories that train (``select``; all of them by default);
+4. GAE and advantage whitening over the chosen trajectories' valid tokens;
+5. ``ppo_epochs`` passes of shuffled minibatches: clipped policy loss + vf_coef * clipped value
+   loss, AdamW, gradient clipping;
+6. the KL controller sees the mean per-sequence KL of the chosen trajectories.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..config import RunConfig, to_dict
+from ..models import ActorCritic, entropy_from_logits
+from .advantages import compute_gae, kl_penalised_rewards, masked_mean, masked_whiten
+from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
+                         save_checkpoint, set_rng_state)
+from .kl_control import AdaptiveKLController, FixedKLController
+from .losses import policy_loss, value_loss
+from .rollout import GenerationSettings, Rollout, collect
+
+# select(iteration, rollout, rewards [B, T]) -> LongTensor of the trajectories that train.
+Selector = Callable[[int, Rollout, torch.Tensor], torch.Tensor]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+class PromptStream:
+    """Seeded passes over the prompts: epoch e uses permutation randperm(n, seed + e)."""
+
+    def __init__(self, n: int, batch_size: int, seed: int):
+        if n < batch_size:
+            raise ValueError(f"ppo.batch_size ({batch_size}) is larger than the number of "
+                             f"training prompts ({n})")
+        self.n, self.batch_size, self.seed = n, batch_size, seed
+        self.epoch, self.position = 0, 0
+
+    def next(self) -> list[int]:
+        if self.position + self.batch_size > self.n:
+            self.epoch, self.position = self.epoch + 1, 0
+        g = torch.Generator().manual_seed(self.seed + self.epoch)
+        perm = torch.randperm(self.n, generator=g)
+        batch = perm[self.position:self.position + self.batch_size].tolist()
+        self.position += self.batch_size
+        return batch
+
+    def state_dict(self) -> dict:
+        return {"epoch": self.epoch, "position": self.position}
+
+    def load_state_dict(self, s: dict) -> None:
+        self.epoch, self.position = int(s["epoch"]), int(s["position"])
+
+
+def total_iterations(cfg: RunConfig, n_prompts: int) -> int:
+    """M: ppo.total_iterations, else data_epochs * floor(n_prompts / batch_size)."""
+    if cfg.ppo.total_iterations:
+        return cfg.ppo.total_iterations
+    return max(1, cfg.ppo.data_epochs * (n_prompts // cfg.ppo.batch_size))
+
+
+class PPOTrainer:
+    def __init__(self, cfg: RunConfig, policy: ActorCritic, ref, tokenizer, reward,
+                 prompts: list[str], gen: GenerationSettings, select: Selector | None = None):
+        self.cfg, self.policy, self.ref, self.tokenizer, self.reward = cfg, policy, ref, tokenizer, reward
+        self.prompts, self.gen, self.select = prompts, gen, select
+        p = cfg.ppo
+        self.kl_ctl = (AdaptiveKLController(p.init_kl_coef, p.target_kl, p.horizon)
+                       if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
+        params = [x for x in policy.parameters() if x.requires_grad]
+        self.optimizer = torch.optim.AdamW(params, lr=p.learning_rate, weight_decay=p.weight_decay)
+        self.stream = PromptStream(len(prompts), p.batch_size, cfg.seed)
+        self.total = total_iterations(cfg, len(prompts))
+        self.iteration = 0
+        self.out = Path(cfg.output_dir)
+
+    # ------------------------------------------------------------------ one iteration
+    def step(self) -> dict:
+        p, t_start, timings = self.cfg.ppo, time.perf_counter(), {}
+        self.iteration += 1
+        batch = [self.prompts[i] for i in self.stream.next()]
+        ro = collect(self.policy, self.ref, self.tokenizer, self.reward, batch, self.gen,
+                     p.forward_batch_size, timings)
+        rewards, kl = kl_penalised_rewards(ro.scores, ro.logprobs, ro.ref_logprobs,
+                                           ro.response_mask, self.kl_ctl.value)
+        keep = (self.select(self.iteration, ro, rewards) if self.select
+                else torch.arange(len(ro)))
+        sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
+        mask = sub.response_mask.float()
+        advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)
+        if p.whiten_advantages:
+            advantages = masked_whiten(advantages, mask)
+        t0 = time.perf_counter()
+        stats = self.update(sub, advantages, returns)
+        timings["update"] = time.perf_counter() - t0
+        mean_kl = kl.sum(1).mean().item()
+        beta = self.kl_ctl.value
+        self.kl_ctl.update(mean_kl, len(keep))
+        stats.update(
+            iteration=self.iteration, score_mean=ro.scores.mean().item(),
+            score_std=ro.scores.std().item() if len(ro) > 1 else 0.0,
+            kept=len(keep), kept_score_mean=sub.scores.mean().item(), kl=mean_kl, beta=beta,
+            response_len=ro.response_mask.sum(1).float().mean().item(),
+            **{f"time_{k}": v for k, v in timings.items()},
+            time_total=time.perf_counter() - t_start)
+        return stats
+
+    def update(self, ro: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+        p, n, T = self.cfg.ppo, len(ro), ro.response_len
+        mask = ro.response_mask.float()
+        sums: dict[str, float] = {}
+        steps = 0
+        self.policy.train()
+        for _ in range(p.ppo_epochs):
+            perm = torch.randperm(n)
+            for start in range(0, n, p.mini_batch_size):
+                mb = perm[start:start + p.mini_batch_size]
+                out = self.policy(ro.input_ids[mb], ro.attention_mask[mb], T, self.gen.temperature,
+                                  with_logits=True)
+                pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb], advantages[mb], mask[mb],
+                                         p.cliprange)
+                vl, vstats = value_loss(out["values"], ro.values[mb], returns[mb], mask[mb],
+                                        p.cliprange_value)
+                loss = pl + p.vf_coef * vl
+                self.optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                if p.max_grad_norm > 0:
+                    torch.nn.utils.clip_grad_norm_(
+                        [x for x in self.policy.parameters() if x.requires_grad], p.max_grad_norm)
+                self.optimizer.step()
+                with torch.no_grad():
+                    ent = masked_mean(entropy_from_logits(out["logits"]), mask[mb]).item()
+                for k, v in {"policy_loss": pl.item(), "value_loss": vl.item(), "entropy": ent,
+                             **pstats, **vstats}.items():
+                    sums[k] = sums.get(k, 0.0) + v
+                steps += 1
+        return {k: v / steps for k, v in sums.items()}
+
+    # ------------------------------------------------------------------ checkpoints
+    def state_dict(self) -> dict:
+        return {"optimizer": self.optimizer.state_dict(), "kl_ctl": self.kl_ctl.state_dict(),
+                "stream": self.stream.state_dict(), "rng": rng_state(),
+                "config": json.dumps(_training_keys(to_dict(self.cfg)), sort_keys=True)}
+
+    def save(self) -> Path:
+        return save_checkpoint(self.out / "checkpoints", self.iteration, self.policy,
+                               self.state_dict(), self.cfg.log.keep_checkpoints)
+
+    def resume(self) -> bool:
+        """Load the latest checkpoint if there is one; True if a run was resumed."""
+        path = latest_checkpoint(self.out / "checkpoints")
+        if path is None:
+            return False
+        state = load_checkpoint(path, self.policy)
+        saved = json.loads(state["config"])
+        now = _training_keys(to_dict(self.cfg))
+        if saved != now:
+            key = _first_difference(saved, now)
+            raise CheckpointError(f"checkpoint {path} was made with a different config "
+                                  f"('{key}' differs); resume with the same settings")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+        except ValueError as e:
+            raise CheckpointError(f"checkpoint {path}: optimizer state does not fit ({e})") from None
+        self.kl_ctl.load_state_dict(state["kl_ctl"])
+        self.stream.load_state_dict(state["stream"])
+        set_rng_state(state["rng"])
+        self.iteration = int(state["iteration"])
+        return True
+
+    # ------------------------------------------------------------------ the loop
+    def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
+        """Run until ``self.total`` iterations, checkpointing every ``log.checkpoint_every``."""
+        history = []
+        while self.iteration < self.total:
+            stats = self.step()
+            history.append(stats)
+            if on_step:
+                on_step(stats)
+            if (self.iteration % self.cfg.log.checkpoint_every == 0
+                    or self.iteration == self.total):
+                self.save()
+        return history
+
+
+def _training_keys(cfg: dict) -> dict:
+    """The config sections that change the result (logging and paths may differ on resume)."""
+    return {k: v for k, v in cfg.items() if k not in ("log", "output_dir", "threads")}
+
+
+def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+                return _first_difference(a[k], b[k], f"{prefix}{k}.")
+            return f"{prefix}{k}"
+    return prefix.rstrip(".")
+

@@ -1,0 +1,100 @@
+"""``riskalign sft``: next-token fine-tuning on a task's positive / non-toxic texts or a text file.
+
+A small loop (causal LM loss on right-padded batches, AdamW, optional LoRA) so that it shares the
+model loading, seeding and safetensors saving of the PPO path.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from rich.progress import track
+
+from .config import ModelConfig, TaskConfig, _check, opt
+from .models import apply_lora, load_causal_lm, load_tokenizer
+from .tasks import DataError, get_spec
+
+
+@dataclass
+class SFTConfig:
+    seed: int = opt(0, "Seed for data order and initialisation.")
+    output_dir: str = opt("runs/sft", "Where the fine-tuned model is saved.")
+    text_file: str | None = opt(None, "Plain-text file, one training text per line (instead of "
+                                      "the task's positive texts).")
+    label: int = opt(1, "Task texts with this label are used (1 = positive / non-toxic).")
+    max_texts: int | None = opt(None, "Use at most this many texts.")
+    max_tokens: int = opt(128, "Texts are truncated to this many tokens.")
+    epochs: int = opt(1, "Passes over the texts.")
+    batch_size: int = opt(8, "Texts per step.")
+    learning_rate: float = opt(1e-4, "AdamW learning rate.")
+    model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Model to tune."})
+    task: TaskConfig = field(default_factory=TaskConfig, metadata={"help": "Source of texts."})
+
+    def validate(self) -> "SFTConfig":
+        for k in ("max_tokens", "epochs", "batch_size"):
+            _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))
+        _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        self.model.validate("model")
+        self.task.validate("task")
+        return self
+
+
+def training_texts(cfg: SFTConfig) -> list[str]:
+    if cfg.text_file:
+        p = Path(cfg.text_file)
+        if not p.is_file():
+            raise DataError(f"text_file not found: {p}")
+        texts = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        if not texts:
+            raise DataError(f"{p}: no non-empty lines")
+    else:
+        train, _ = get_spec(cfg.task.name).load(cfg.task.data_path)
+        texts = [e.text for e in train if e.label == cfg.label]
+        if not texts:
+            raise DataError(f"task {cfg.task.name}: no training texts with label {cfg.label}")
+    if cfg.max_texts:
+        texts = texts[:cfg.max_texts]
+    return texts
+
+
+def run_sft(cfg: SFTConfig) -> Path:
+    random.seed(cfg.seed)
+    torch.manual_seed(cfg.seed)
+    texts = training_texts(cfg)
+    tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
+    lm = load_causal_lm(cfg.model.policy, cfg.model.dtype, cfg.model.trust_remote_code)
+    if cfg.model.lora.enabled:
+        lm = apply_lora(lm, cfg.model.lora)
+    opt_ = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    tok.padding_side = "right"
+    lm.train()
+    steps = [(e, i) for e in range(cfg.epochs) for i in range(0, len(texts), cfg.batch_size)]
+    order = list(range(len(texts)))
+    losses = []
+    for epoch, start in track(steps, description="sft"):
+        if start == 0:
+            random.Random(cfg.seed + epoch).shuffle(order)
+        batch = [texts[j] + tok.eos_token for j in order[start:start + cfg.batch_size]]
+        enc = tok(batch, return_tensors="pt", padding=True, truncation=True,
+                  max_length=cfg.max_tokens, add_special_tokens=False)
+        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
+        loss = lm(**enc, labels=labels).loss
+        opt_.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_([p for p in lm.parameters() if p.requires_grad], 1.0)
+        opt_.step()
+        losses.append(loss.item())
+    out = Path(cfg.output_dir)
+    if cfg.model.lora.enabled:
+        lm = lm.merge_and_unload()
+    lm.save_pretrained(str(out), safe_serialization=True)
+    tok.save_pretrained(str(out))
+    print(f"sft: {len(texts)} texts, {len(steps)} steps, loss {losses[0]:.3f} -> "
+          f"{sum(losses[-5:]) / len(losses[-5:]):.3f}; saved to {out}")
+    return out
+
+
+__all__ = ["SFTConfig", "run_sft", "training_texts"]

@@ -1,0 +1,82 @@
+"""``riskalign ppo``: wire config, task, reward, models and trainer; score before and after."""
+
+from __future__ import annotations
+
+import json
+import resource
+import time
+from pathlib import Path
+
+import torch
+
+from .config import RunConfig, to_dict
+from .evaluate import sample_and_score
+from .logger import RunLogger
+from .models import load_policy, load_tokenizer
+from .ppo.rollout import GenerationSettings
+from .ppo.trainer import PPOTrainer, seed_everything
+from .rewards import build_reward
+from .tasks import get_spec, load_task
+
+
+def peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    seed_everything(cfg.seed)
+    tokenizer = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
+    task = load_task(cfg.task, tokenizer, cfg.seed)
+    reward = build_reward(cfg.reward, get_spec(cfg.task.name).reward)
+    policy, ref = load_policy(cfg.model)
+    gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
+                             cfg.ppo.top_k, cfg.ppo.top_p)
+    trainer = PPOTrainer(cfg, policy, ref, tokenizer, reward, task.train.texts, gen, select)
+    return trainer, task
+
+
+def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
+    prompts = task.test.texts[:n]
+    _, scores = sample_and_score(trainer.policy, trainer.tokenizer, trainer.reward, prompts,
+                                 trainer.gen, trainer.cfg.ppo.forward_batch_size, seed)
+    return scores.mean().item()
+
+
+def run_ppo(cfg: RunConfig, resume: bool = False, select=None) -> dict:
+    """Train; write metrics.jsonl, checkpoints, final/ and summary.json under cfg.output_dir."""
+    out = Path(cfg.output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    trainer, task = build_trainer(cfg, select)
+    resumed = trainer.resume() if resume else False
+    (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    n_eval = min(cfg.log.eval_prompts, len(task.test))
+    before_file = out / "eval_before.json"
+    before = None
+    if n_eval:
+        if resumed and before_file.exists():
+            before = json.loads(before_file.read_text())["score_mean"]
+        else:
+            before = _held_out_score(trainer, task, n_eval, cfg.seed + 12345)
+            before_file.write_text(json.dumps({"score_mean": before, "prompts": n_eval}))
+        print(f"held-out mean score before: {before:+.4f} ({n_eval} prompts)")
+    t0 = time.perf_counter()
+    start = trainer.iteration
+    with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every) as logger:
+        history = trainer.train(on_step=logger.log)
+    elapsed = time.perf_counter() - t0
+    trainer.policy.save(out / "final", merge_lora=True)
+    trainer.tokenizer.save_pretrained(str(out / "final"))
+    summary = {"iterations": trainer.iteration, "score_before": before,
+               "seconds_per_iteration": elapsed / max(1, trainer.iteration - start),
+               "peak_rss_mb": peak_rss_mb()}
+    if n_eval:
+        summary["score_after"] = _held_out_score(trainer, task, n_eval, cfg.seed + 12345)
+        print(f"held-out mean score after:  {summary['score_after']:+.4f} ({n_eval} prompts)")
+    if history:
+        summary["last_train_score"] = history[-1]["score_mean"]
+    print(f"{summary['seconds_per_iteration']:.1f} s/iteration, peak memory "
+          f"{summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    return summary
