@@ -80,3 +80,26 @@ def test_run_ppo_writes_outputs_and_lora(tiny_model_dir, tmp_path):
     assert (tmp_path / "final" / "model.safetensors").is_file()
     assert (tmp_path / "final" / "value_head.safetensors").is_file()
     assert (tmp_path / "checkpoints" / "latest").read_text() == "iter-000002"
+
+
+def test_alpha_one_reproduces_rlhf_bit_for_bit(tiny_model_dir, tmp_path):
+    from riskalign import SoftRiskSelector
+
+    extra = ("ppo.total_iterations=2", "log.checkpoint_every=100")
+    plain, _ = build_trainer(tiny_cfg(tiny_model_dir, tmp_path / "p", *extra))
+    plain.train()
+    risk, _ = build_trainer(tiny_cfg(tiny_model_dir, tmp_path / "r", *extra),
+                            select=SoftRiskSelector(1.0, 0, 0.95, "kl_return", 2))
+    hist = risk.train()
+    assert hist[-1]["risk_b0"] == 16
+    a, b = _final_params(plain), _final_params(risk)
+    assert all(torch.equal(v, b[k]) for k, v in a.items())
+
+
+def test_alpha_below_one_trains_on_the_tail_only(tiny_model_dir, tmp_path):
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=2", "risk.alpha=0.25",
+                   "risk.warm_start=0", "risk.rho=0.5", "log.checkpoint_every=100")
+    trainer, _ = build_trainer(cfg)
+    hist = trainer.train()
+    assert [h["risk_b0"] for h in hist] == [4, 4] and [h["kept"] for h in hist] == [4, 4]
+    assert all(h["kept_score_mean"] <= h["score_mean"] + 1e-6 for h in hist)

@@ -166,6 +166,23 @@ class PPOConfig:
 
 
 @dataclass
+class RiskConfig:
+    alpha: float = opt(1.0, "RA-RLHF risk level in (0, 1]: the share of each batch kept once the "
+                            "schedule ends (1 = standard RLHF).")
+    warm_start: int = opt(30, "Iterations n trained on the whole batch before the share shrinks.")
+    rho: float = opt(0.95, "The share reaches alpha at iteration ceil(rho * M).")
+    rank_by: str = opt("kl_return", "Rank trajectories by 'kl_return' (sum_t r_t - beta kl_t, the "
+                                    "paper's choice) or 'score' (the raw task score).")
+
+    def validate(self, p: str) -> None:
+        _check(0 < self.alpha <= 1, f"{p}.alpha", "in (0, 1]", self.alpha)
+        _check(0 < self.rho <= 1, f"{p}.rho", "in (0, 1]", self.rho)
+        _check(self.warm_start >= 0, f"{p}.warm_start", ">= 0", self.warm_start)
+        _check(self.rank_by in ("kl_return", "score"), f"{p}.rank_by", "'kl_return' or 'score'",
+               self.rank_by)
+
+
+@dataclass
 class LogConfig:
     every: int = opt(1, "Print a line every this many iterations.")
     checkpoint_every: int = opt(10, "Checkpoint every this many iterations (and at the end).")
@@ -188,6 +205,7 @@ class RunConfig:
     task: TaskConfig = field(default_factory=TaskConfig, metadata={"help": "Prompt task."})
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "Reward source."})
     ppo: PPOConfig = field(default_factory=PPOConfig, metadata={"help": "PPO settings."})
+    risk: RiskConfig = field(default_factory=RiskConfig, metadata={"help": "RA-RLHF soft risk."})
     log: LogConfig = field(default_factory=LogConfig, metadata={"help": "Logging, checkpoints."})
 
     def validate(self) -> "RunConfig":

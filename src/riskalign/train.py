@@ -14,7 +14,8 @@ from .evaluate import sample_and_score
 from .logger import RunLogger
 from .models import load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings
-from .ppo.trainer import PPOTrainer, seed_everything
+from .ppo.trainer import PPOTrainer, seed_everything, total_iterations
+from .risk import SoftRiskSelector
 from .rewards import build_reward
 from .tasks import get_spec, load_task
 
@@ -33,6 +34,10 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     policy, ref = load_policy(cfg.model)
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
                              cfg.ppo.top_k, cfg.ppo.top_p)
+    if select is None and cfg.risk.alpha < 1:
+        r = cfg.risk
+        select = SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
+                                  total_iterations(cfg, len(task.train)))
     trainer = PPOTrainer(cfg, policy, ref, tokenizer, reward, task.train.texts, gen, select)
     return trainer, task
 

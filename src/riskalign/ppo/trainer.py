@@ -115,6 +115,7 @@ class PPOTrainer:
             score_std=ro.scores.std().item() if len(ro) > 1 else 0.0,
             kept=len(keep), kept_score_mean=sub.scores.mean().item(), kl=mean_kl, beta=beta,
             response_len=ro.response_mask.sum(1).float().mean().item(),
+            **getattr(self.select, "stats", {}),
             **{f"time_{k}": v for k, v in timings.items()},
             time_total=time.perf_counter() - t_start)
         return stats

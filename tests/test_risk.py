@@ -1,0 +1,47 @@
+"""RA-RLHF soft-risk schedule and tail selection against values worked out by hand."""
+
+import math
+
+import pytest
+import torch
+
+from riskalign import select_tail, soft_risk_batch_size
+
+
+def test_schedule_boundaries_by_hand():
+    # B 128, M 100, alpha 0.4, n 30, rho 0.95: ceil(rho M) = 95, K = 0.6 / 65
+    f = lambda i: soft_risk_batch_size(i, 100, 128, 0.4, 30, 0.95)  # noqa: E731
+    assert f(1) == 128 and f(30) == 128                      # i <= n
+    assert f(31) == math.ceil(128 * (1 - 0.6 / 65))          # 126.8 -> 127
+    assert f(31) == 127
+    assert f(94) == math.ceil(128 * (1 - 0.6 * 64 / 65))     # 52.38 -> 53
+    assert f(94) == 53
+    assert f(95) == 52 and f(100) == 52                       # ceil(0.4 * 128) = ceil(51.2)
+
+
+def test_schedule_exact_arithmetic_at_integer_points():
+    # alpha 0.3, B 10: 0.3 * 10 is 3.0000000000000004 in floats; exact arithmetic gives 3
+    assert soft_risk_batch_size(10, 10, 10, 0.3, 0, 1.0) == 3
+    # in between: B 20, M 10, alpha 0.5, n 0, rho 1 -> K = 0.05; i=5 -> 20 * 0.75 = 15 exactly
+    assert soft_risk_batch_size(5, 10, 20, 0.5, 0, 1.0) == 15
+
+
+def test_alpha_one_keeps_everything_and_n_zero_starts_shrinking():
+    assert all(soft_risk_batch_size(i, 50, 7, 1.0, 3, 0.9) == 7 for i in range(1, 51))
+    # n = 0, B 7 (not divisible), M 10, alpha 0.2, rho 0.5 -> end 5, K = 0.16
+    assert soft_risk_batch_size(1, 10, 7, 0.2, 0, 0.5) == math.ceil(7 * 0.84)  # 5.88 -> 6
+    assert soft_risk_batch_size(4, 10, 7, 0.2, 0, 0.5) == 3  # 7 * 0.36 = 2.52 -> 3
+    assert soft_risk_batch_size(5, 10, 7, 0.2, 0, 0.5) == 2  # ceil(1.4)
+
+
+def test_schedule_rejects_bad_values():
+    with pytest.raises(ValueError, match="risk.alpha"):
+        soft_risk_batch_size(1, 10, 8, 0.0, 0, 0.5)
+
+
+def test_select_tail_ties_go_to_earlier_index():
+    r = torch.tensor([3.0, 1.0, 2.0, 1.0, 5.0, 1.0])
+    assert select_tail(r, 2).tolist() == [1, 3]
+    assert select_tail(r, 3).tolist() == [1, 3, 5]
+    assert select_tail(r, 4).tolist() == [1, 2, 3, 5]
+    assert select_tail(r, 6).tolist() == list(range(6))
