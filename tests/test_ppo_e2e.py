@@ -98,8 +98,40 @@ def test_alpha_one_reproduces_rlhf_bit_for_bit(tiny_model_dir, tmp_path):
 
 def test_alpha_below_one_trains_on_the_tail_only(tiny_model_dir, tmp_path):
     cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=2", "risk.alpha=0.25",
-                   "risk.warm_start=0", "risk.rho=0.5", "log.checkpoint_every=100")
+                   "risk.warm_start=0", "risk.rho=0.5", "risk.rank_by=score",
+                   "log.checkpoint_every=100")
     trainer, _ = build_trainer(cfg)
     hist = trainer.train()
     assert [h["risk_b0"] for h in hist] == [4, 4] and [h["kept"] for h in hist] == [4, 4]
     assert all(h["kept_score_mean"] <= h["score_mean"] + 1e-6 for h in hist)
+
+
+def test_dropped_trajectories_do_not_touch_the_update(tiny_model_dir, tmp_path, monkeypatch):
+    """Altering the tokens, log-probs and values of the dropped trajectories changes nothing."""
+    import riskalign.ppo.trainer as trainer_mod
+    from riskalign import select_tail
+
+    real_collect = trainer_mod.collect
+
+    def altered_collect(*args, **kwargs):
+        ro = real_collect(*args, **kwargs)
+        keep = set(select_tail(ro.scores, 4).tolist())
+        drop = torch.tensor([i for i in range(len(ro)) if i not in keep])
+        T = ro.response_len
+        ro.input_ids[drop, -T:] = (ro.input_ids[drop, -T:] + 7) % 1000
+        ro.logprobs[drop] -= 1.0
+        ro.ref_logprobs[drop] += 2.0
+        ro.values[drop] += 3.0
+        return ro
+
+    results = []
+    for name, patch in (("plain", False), ("altered", True)):
+        if patch:
+            monkeypatch.setattr(trainer_mod, "collect", altered_collect)
+        cfg = tiny_cfg(tiny_model_dir, tmp_path / name, "ppo.total_iterations=1",
+                       "risk.alpha=0.25", "risk.warm_start=0", "risk.rho=0.5",
+                       "risk.rank_by=score", "log.checkpoint_every=100")
+        t, _ = build_trainer(cfg)
+        t.train()
+        results.append(_final_params(t))
+    assert all(torch.equal(v, results[1][k]) for k, v in results[0].items())
