@@ -77,3 +77,11 @@ def test_cli_prints_one_line_error(capsys):
     assert main(["ppo", "ppo.batch_size=-1"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["riskalign: error: ppo.batch_size must be > 0, got -1"]
+
+
+def test_shipped_configs_load():
+    from pathlib import Path
+
+    for f in sorted(Path(__file__).parent.parent.glob("configs/*.yaml")):
+        load_config(f)
+    assert load_config(Path(__file__).parent.parent / "configs/imdb-ra-rlhf.yaml").risk.alpha == 0.4
