@@ -55,6 +55,8 @@ def test_hf_classifier_reward_reads_named_label(tmp_path, tokenizer_dir):
     pos = build_reward(RewardConfig(kind="hf", model=str(tmp_path), label="POSITIVE"))
     neg = build_reward(RewardConfig(kind="hf", model=str(tmp_path), label="0", sign=-1))
     texts = (["a", "bb"], [" c", " dd"])
-    assert pos(*texts).shape == (2,) and neg(*texts).shape == (2,)
+    neg_pos = build_reward(RewardConfig(kind="hf", model=str(tmp_path), label="1", sign=-1))
+    assert pos(*texts).shape == (2,) and torch.equal(neg_pos(*texts), -pos(*texts))
+    assert not torch.equal(neg(*texts), -pos(*texts))  # label 0 reads the other logit
     with pytest.raises(ValueError, match="not a label"):
         build_reward(RewardConfig(kind="hf", model=str(tmp_path), label="toxic"))

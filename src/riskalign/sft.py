@@ -69,7 +69,6 @@ def run_sft(cfg: SFTConfig) -> Path:
     if cfg.model.lora.enabled:
         lm = apply_lora(lm, cfg.model.lora)
     opt_ = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=cfg.learning_rate)
-    tok.padding_side = "right"
     lm.train()
     steps = [(e, i) for e in range(cfg.epochs) for i in range(0, len(texts), cfg.batch_size)]
     order = list(range(len(texts)))
@@ -79,7 +78,7 @@ def run_sft(cfg: SFTConfig) -> Path:
             random.Random(cfg.seed + epoch).shuffle(order)
         batch = [texts[j] + tok.eos_token for j in order[start:start + cfg.batch_size]]
         enc = tok(batch, return_tensors="pt", padding=True, truncation=True,
-                  max_length=cfg.max_tokens, add_special_tokens=False)
+                  max_length=cfg.max_tokens, padding_side="right", add_special_tokens=False)
         labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
         loss = lm(**enc, labels=labels).loss
         opt_.zero_grad(set_to_none=True)

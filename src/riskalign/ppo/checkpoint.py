@@ -13,15 +13,15 @@ previous checkpoint intact.
 
 from __future__ import annotations
 
-import os
 import random
 import shutil
-import tempfile
 from pathlib import Path
 
 import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
+
+from ..atomic import write_dir, write_text
 
 
 class CheckpointError(RuntimeError):
@@ -29,7 +29,7 @@ class CheckpointError(RuntimeError):
 
 
 def trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {n: p.detach().contiguous().clone() for n, p in model.named_parameters()
+    return {n: p.detach().contiguous() for n, p in model.named_parameters()
             if p.requires_grad}
 
 
@@ -46,31 +46,18 @@ def set_rng_state(state: dict) -> None:
     np.random.set_state((name, keys.numpy(), *rest))
 
 
-def _write_text_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    os.replace(tmp, path)
-
-
 def save_checkpoint(root: str | Path, iteration: int, model: torch.nn.Module, state: dict,
                     keep: int = 1) -> Path:
     """Write checkpoint ``iter-<iteration>`` atomically and prune older ones beyond ``keep``."""
     root = Path(root)
-    root.mkdir(parents=True, exist_ok=True)
     name = f"iter-{iteration:06d}"
-    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", dir=root))
-    try:
+
+    def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
         torch.save({**state, "iteration": iteration}, tmp / "state.pt")
-        final = root / name
-        if final.exists():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-    _write_text_atomic(root / "latest", name)
+
+    final = write_dir(root / name, write)
+    write_text(root / "latest", name)
     for old in sorted(p for p in root.glob("iter-*") if p.is_dir())[:-keep]:
         shutil.rmtree(old, ignore_errors=True)
     return final
@@ -96,7 +83,8 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module) -> dict:
     except Exception as e:  # safetensors and torch raise several types for damaged files
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable "
                               f"({type(e).__name__}: {e})") from None
-    expected = trainable_state(model)
+    params = {n: p for n, p in model.named_parameters() if p.requires_grad}
+    expected = {n: p.shape for n, p in params.items()}
     missing = sorted(set(expected) - set(tensors))
     extra = sorted(set(tensors) - set(expected))
     if missing or extra:
@@ -104,10 +92,9 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module) -> dict:
         raise CheckpointError(f"checkpoint {path} does not fit this model: "
                               f"{'missing' if missing else 'unexpected'} tensor '{key}'")
     for k, v in tensors.items():
-        if v.shape != expected[k].shape:
+        if v.shape != expected[k]:
             raise CheckpointError(f"checkpoint {path}: tensor '{k}' has shape {tuple(v.shape)}, "
-                                  f"the model expects {tuple(expected[k].shape)}")
-    params = dict(model.named_parameters())
+                                  f"the model expects {tuple(expected[k])}")
     with torch.no_grad():
         for k, v in tensors.items():
             params[k].copy_(v)

@@ -71,8 +71,8 @@ def generate(policy: ActorCritic, tokenizer, prompts: list[str], settings: Gener
     [B, T]); P is the longest prompt, T the longest response in the whole batch."""
     from transformers import GenerationConfig
 
-    tokenizer.padding_side = "left"
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, add_special_tokens=False)
+    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
+                    add_special_tokens=False)
     gen_cfg = GenerationConfig(
         do_sample=True, temperature=settings.temperature, top_k=settings.top_k,
         top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,

@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from ..config import RunConfig, to_dict
-from ..models import ActorCritic, entropy_from_logits
+from ..models import ActorCritic
 from .advantages import compute_gae, kl_penalised_rewards, masked_mean, masked_whiten
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                          save_checkpoint, set_rng_state)
@@ -81,8 +81,8 @@ class PPOTrainer:
         p = cfg.ppo
         self.kl_ctl = (AdaptiveKLController(p.init_kl_coef, p.target_kl, p.horizon)
                        if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
-        params = [x for x in policy.parameters() if x.requires_grad]
-        self.optimizer = torch.optim.AdamW(params, lr=p.learning_rate, weight_decay=p.weight_decay)
+        self.params = [x for x in policy.parameters() if x.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=p.learning_rate, weight_decay=p.weight_decay)
         self.stream = PromptStream(len(prompts), p.batch_size, cfg.seed)
         self.total = total_iterations(cfg, len(prompts))
         self.iteration = 0
@@ -131,7 +131,7 @@ class PPOTrainer:
             for start in range(0, n, p.mini_batch_size):
                 mb = perm[start:start + p.mini_batch_size]
                 out = self.policy(ro.input_ids[mb], ro.attention_mask[mb], T, self.gen.temperature,
-                                  with_logits=True)
+                                  with_entropy=True)
                 pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb], advantages[mb], mask[mb],
                                          p.cliprange)
                 vl, vstats = value_loss(out["values"], ro.values[mb], returns[mb], mask[mb],
@@ -140,11 +140,9 @@ class PPOTrainer:
                 self.optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if p.max_grad_norm > 0:
-                    torch.nn.utils.clip_grad_norm_(
-                        [x for x in self.policy.parameters() if x.requires_grad], p.max_grad_norm)
+                    torch.nn.utils.clip_grad_norm_(self.params, p.max_grad_norm)
                 self.optimizer.step()
-                with torch.no_grad():
-                    ent = masked_mean(entropy_from_logits(out["logits"]), mask[mb]).item()
+                ent = masked_mean(out["entropy"], mask[mb]).item()
                 for k, v in {"policy_loss": pl.item(), "value_loss": vl.item(), "entropy": ent,
                              **pstats, **vstats}.items():
                     sums[k] = sums.get(k, 0.0) + v
