@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import resource
+import statistics
 import time
 from pathlib import Path
 
@@ -81,7 +82,13 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None) -> dict:
         print(f"held-out mean score after:  {summary['score_after']:+.4f} ({n_eval} prompts)")
     if history:
         summary["last_train_score"] = history[-1]["score_mean"]
-    print(f"{summary['seconds_per_iteration']:.1f} s/iteration, peak memory "
-          f"{summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
+        for k in ("time_total", "time_generate", "time_score", "time_forward", "time_update"):
+            summary[f"median_{k}"] = statistics.median(h[k] for h in history)
+        phases = " / ".join(f"{summary[f'median_time_{k}']:.2f}"
+                            for k in ("generate", "score", "forward", "update"))
+        print(f"median s per iteration {summary['median_time_total']:.1f} (generation / scoring "
+              f"/ no-grad forwards / update: {phases})")
+    print(f"{summary['seconds_per_iteration']:.1f} s/iteration with held-out scoring excluded, "
+          f"peak memory {summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
