@@ -1,4 +1,4 @@
-"""Command line: ``riskalign assets | ppo | sft | generate``."""
+"""Command line: ``riskalign assets | ppo | sft | eval | demo | generate``."""
 
 from __future__ import annotations
 
@@ -54,12 +54,47 @@ def cmd_sft(args) -> None:
     run_sft(cfg)
 
 
+def cmd_eval(args) -> None:
+    from .config import describe, load_config
+    from .eval.run import EvalConfig, run_eval
+
+    if args.help_config:
+        print("\n".join(describe(EvalConfig)))
+        return
+    overrides = list(args.overrides)
+    if args.seeds:
+        overrides.append(f"seeds=[{','.join(str(s) for s in args.seeds)}]")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    cfg = load_config(args.config, overrides, cls=EvalConfig)
+    cfg.models += args.model or []
+    cfg.validate()
+    result = run_eval(cfg)
+    _print_metrics(result)
+    print(f"report: {Path(cfg.output_dir) / 'report.md'}")
+
+
+def _print_metrics(result: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    keys = ["mean_reward", "tail_reward_q20", "cvar_reward", "ppl_reference", "distinct_2"]
+    table = Table(title="held-out metrics (mean over seeds)")
+    table.add_column("model")
+    for k in keys:
+        table.add_column(k, justify="right")
+    for name, m in result.items():
+        table.add_row(name, *[f"{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m
+                                                 else "") for k in keys])
+    Console().print(table)
+
+
 def cmd_generate(args) -> None:
     import torch
 
     from .models import ActorCritic, load_causal_lm, load_tokenizer
     from .ppo.rollout import GenerationSettings
-    from .evaluate import sample_and_score
+    from .eval.sampling import sample_and_score
     from .rewards import build_reward
     from .config import RewardConfig
 
@@ -92,6 +127,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sft", help="Supervised fine-tuning on a task's positive texts or a file.")
     _add_config_args(p)
     p.set_defaults(fn=cmd_sft)
+    p = sub.add_parser("eval", help="Compare models on held-out prompts: mean and tail reward, "
+                       "CVaR, perplexity, diversity; writes metrics.json, report.md and PNGs.")
+    _add_config_args(p)
+    p.add_argument("--model", action="append", metavar="NAME=PATH[,PATH...]",
+                   help="A model to evaluate (repeatable); several comma-separated paths give "
+                        "one model per seed.")
+    p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="Sampling seeds.")
+    p.add_argument("--output-dir", help="Output folder (same as output_dir=...).")
+    p.set_defaults(fn=cmd_eval)
     p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
     p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")
     p.add_argument("--prompt", action="append", help="A prompt (repeatable); else read stdin.")

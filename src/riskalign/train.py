@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from .config import RunConfig, to_dict
-from .evaluate import sample_and_score
+from .eval.sampling import sample_and_score
 from .logger import RunLogger
 from .models import load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings

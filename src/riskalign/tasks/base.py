@@ -34,6 +34,7 @@ class TaskSpec:
     reward: str
     label_names: tuple[str, str] = ("negative", "positive")
     description: str = ""
+    tail_threshold: float = 0.0  # prompts scoring <= this (default reward) count as hard in eval
 
 
 @dataclass

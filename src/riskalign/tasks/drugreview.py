@@ -74,5 +74,6 @@ SPEC = TaskSpec(
     prompt_tokens=24,
     new_tokens=24,
     reward="vader",
+    tail_threshold=-0.5,
     description="UCI drug reviews (offline); reward = VADER compound of prompt + continuation.",
 )

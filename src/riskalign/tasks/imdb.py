@@ -58,6 +58,7 @@ SPEC = TaskSpec(
     prompt_tokens=64,
     new_tokens=48,
     reward="vader",
+    tail_threshold=-0.5,
     label_names=("negative", "positive"),
     description="IMDB reviews (RA-RLHF); continue positively. Reward = VADER by default.",
 )

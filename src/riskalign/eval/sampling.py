@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import torch
 
-from .models import ActorCritic
-from .ppo.rollout import GenerationSettings, decode_completions, generate
-from .rewards import checked_scores
+from ..models import ActorCritic
+from ..ppo.rollout import GenerationSettings, decode_completions, generate
+from ..rewards import checked_scores
 
 
 @torch.no_grad()

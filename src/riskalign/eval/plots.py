@@ -1,0 +1,57 @@
+"""Evaluation pictures (matplotlib, Agg backend, PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def plot_quantile_curves(curves: dict[str, list[float]], percents: list[int], path: Path,
+                         reward_name: str) -> None:
+    """One line per model: mean reward over the worst q% of prompts (by prompt score)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for name, ys in curves.items():
+        ax.plot(percents, ys, label=name, linewidth=1.8)
+    ax.set_xlabel("worst q% of held-out prompts, ranked by prompt score")
+    ax.set_ylabel(f"mean {reward_name} of prompt + completion")
+    ax.set_title("Tail reward by prompt quantile")
+    ax.grid(alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
+                    labels: list, label_names: tuple[str, str], path: Path,
+                    reward_name: str, repeats: int = 1) -> None:
+    """Panels: prompt scores, then each model's completion rewards (``repeats`` seeds pooled,
+    seed-major); colours split the prompts by the dataset's class label (unlabelled in grey)."""
+    panels = [("prompt alone", prompt_scores)] + list(rewards.items())
+    groups = [(0, label_names[0], "tab:red"), (1, label_names[1], "tab:blue"),
+              (None, "unlabelled", "tab:gray")]
+    fig, axes = plt.subplots(len(panels), 1, figsize=(6.4, 1.9 * len(panels)), sharex=True)
+    axes = list(axes) if len(panels) > 1 else [axes]
+    lo = min(min(v) for _, v in panels)
+    hi = max(max(v) for _, v in panels)
+    bins = [lo + (hi - lo) * i / 30 for i in range(31)] if hi > lo else 10
+    for ax, (title, values) in zip(axes, panels):
+        labs = labels if len(values) == len(labels) else labels * repeats
+        for lab, name, colour in groups:
+            vals = [v for v, l in zip(values, labs) if l == lab]
+            if vals:
+                ax.hist(vals, bins=bins, alpha=0.55, color=colour, label=f"{name} ({len(vals)})")
+        ax.set_title(title, fontsize=9)
+        ax.set_ylabel("prompts")
+    axes[0].legend(fontsize=8)
+    axes[-1].set_xlabel(reward_name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["plot_histograms", "plot_quantile_curves"]
