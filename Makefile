@@ -28,7 +28,7 @@ assets: setup
 	$(BIN)/riskalign assets
 
 demo: assets
-	$(BIN)/riskalign ppo --config configs/cpu.yaml
+	$(BIN)/riskalign demo $(DEMO_ARGS)
 
 test: assets
 	# pytest exits 5 when no test is collected; that is not a failure of the suite.

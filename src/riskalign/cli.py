@@ -89,6 +89,21 @@ def _print_metrics(result: dict) -> None:
     Console().print(table)
 
 
+def cmd_demo(args) -> None:
+    from .config import describe, load_config
+    from .demo import DemoConfig, run_demo
+
+    if args.help_config:
+        print("\n".join(describe(DemoConfig)))
+        return
+    overrides = list(args.overrides)
+    if args.seeds:
+        overrides.append(f"seeds={args.seeds}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    _print_metrics(run_demo(load_config(args.config, overrides, cls=DemoConfig)))
+
+
 def cmd_generate(args) -> None:
     import torch
 
@@ -136,6 +151,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="Sampling seeds.")
     p.add_argument("--output-dir", help="Output folder (same as output_dir=...).")
     p.set_defaults(fn=cmd_eval)
+    p = sub.add_parser("demo", help="The offline RA-RLHF demo: SFT, then RLHF and RA-RLHF with "
+                       "the same seed and budget, then eval of base, sft, rlhf and ra-rlhf.")
+    _add_config_args(p)
+    p.add_argument("--seeds", type=int, help="Number of seeds (default 1).")
+    p.add_argument("--output-dir", help="Output folder (default runs/demo).")
+    p.set_defaults(fn=cmd_demo)
     p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
     p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")
     p.add_argument("--prompt", action="append", help="A prompt (repeatable); else read stdin.")

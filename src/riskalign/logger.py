@@ -48,8 +48,10 @@ class RunLogger:
             for k, v in stats.items():
                 if isinstance(v, (int, float)) and k != "iteration":
                     self.writer.add_scalar(k, v, it)
-        info = (f"score {stats['score_mean']:+.3f}  kl {stats['kl']:.2f}  "
-                f"beta {stats['beta']:.3f}  {stats['time_total']:.1f}s/it")
+        info = f"score {stats['score_mean']:+.3f}  "
+        if "risk_b0" in stats:
+            info += f"B0 {stats['risk_b0']}  tail score {stats['kept_score_mean']:+.3f}  "
+        info += f"kl {stats['kl']:.2f}  beta {stats['beta']:.3f}  {stats['time_total']:.1f}s/it"
         self.progress.update(self.task, completed=it, info=info)
         if it % self.every == 0:
             self.progress.console.print(f"iter {it}: {info}  policy_loss "

@@ -13,6 +13,7 @@ from pathlib import Path
 import torch
 from rich.progress import track
 
+from .atomic import write_dir
 from .config import ModelConfig, TaskConfig, _check, opt
 from .models import apply_lora, load_causal_lm, load_tokenizer
 from .tasks import DataError, get_spec
@@ -60,7 +61,11 @@ def training_texts(cfg: SFTConfig) -> list[str]:
     return texts
 
 
-def run_sft(cfg: SFTConfig) -> Path:
+def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
+    """Fine-tune and save the model (merged when LoRA is used) to ``cfg.output_dir``; the folder
+    appears only once it is complete."""
+    if threads:
+        torch.set_num_threads(threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     texts = training_texts(cfg)
@@ -89,8 +94,12 @@ def run_sft(cfg: SFTConfig) -> Path:
     out = Path(cfg.output_dir)
     if cfg.model.lora.enabled:
         lm = lm.merge_and_unload()
-    lm.save_pretrained(str(out), safe_serialization=True)
-    tok.save_pretrained(str(out))
+
+    def write(tmp: Path) -> None:
+        lm.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+
+    write_dir(out, write)
     print(f"sft: {len(texts)} texts, {len(steps)} steps, loss {losses[0]:.3f} -> "
           f"{sum(losses[-5:]) / len(losses[-5:]):.3f}; saved to {out}")
     return out

@@ -50,7 +50,7 @@ def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
     return scores.mean().item()
 
 
-def run_ppo(cfg: RunConfig, resume: bool = False, select=None) -> dict:
+def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo") -> dict:
     """Train; write metrics.jsonl, checkpoints, final/ and summary.json under cfg.output_dir."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -69,7 +69,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None) -> dict:
         print(f"held-out mean score before: {before:+.4f} ({n_eval} prompts)")
     t0 = time.perf_counter()
     start = trainer.iteration
-    with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every) as logger:
+    with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every,
+                   title) as logger:
         history = trainer.train(on_step=logger.log)
     elapsed = time.perf_counter() - t0
     trainer.policy.save(out / "final", merge_lora=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import matplotlib
@@ -54,4 +55,33 @@ def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
     plt.close(fig)
 
 
-__all__ = ["plot_histograms", "plot_quantile_curves"]
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
+
+
+def plot_training_curves(runs: dict[str, list[Path]], path: Path) -> None:
+    """Training score per iteration, mean over each run's seeds: the whole batch (solid) and,
+    where a tail was selected, the kept trajectories (dashed)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (name, files) in enumerate(runs.items()):
+        logs = [_read_jsonl(f) for f in files if Path(f).exists()]
+        if not logs:
+            continue
+        n = min(len(log) for log in logs)
+        its = [logs[0][k]["iteration"] for k in range(n)]
+        colour = f"C{i}"
+        for key, style, label in (("score_mean", "-", "batch"), ("kept_score_mean", "--", "kept")):
+            ys = [sum(log[k][key] for log in logs) / len(logs) for k in range(n)]
+            if key == "kept_score_mean" and "risk_b0" not in logs[0][0]:
+                continue
+            ax.plot(its, ys, style, color=colour, label=f"{name} ({label})")
+    ax.set_xlabel("PPO iteration")
+    ax.set_ylabel("mean training score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+__all__ = ["plot_histograms", "plot_quantile_curves", "plot_training_curves"]
