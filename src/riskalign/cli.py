@@ -1,4 +1,4 @@
-"""Command line: ``riskalign assets | ppo | sft | eval | demo | generate``."""
+"""Command line: ``riskalign assets | ppo | sft | eval | demo | reward | prefs | generate``."""
 
 from __future__ import annotations
 
@@ -78,11 +78,13 @@ def _print_metrics(result: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    keys = ["mean_reward", "tail_reward_q20", "cvar_reward", "ppl_reference", "distinct_2"]
-    table = Table(title="held-out metrics (mean over seeds)")
+    keys = {"mean_reward": "mean reward", "tail_reward_q20": "worst 20% prompts",
+            "cvar_reward": "CVaR of rewards", "ppl_reference": "reference ppl",
+            "distinct_2": "distinct-2"}
+    table = Table(title="held-out metrics (mean ± std over seeds; report.md has them all)")
     table.add_column("model")
-    for k in keys:
-        table.add_column(k, justify="right")
+    for title in keys.values():
+        table.add_column(title, justify="right")
     for name, m in result.items():
         table.add_row(name, *[f"{m[k]:.3f}" + (f" ± {m[k + '_std']:.3f}" if k + "_std" in m
                                                  else "") for k in keys])
@@ -102,6 +104,31 @@ def cmd_demo(args) -> None:
     if args.output_dir:
         overrides.append(f"output_dir={args.output_dir}")
     _print_metrics(run_demo(load_config(args.config, overrides, cls=DemoConfig)))
+
+
+def cmd_reward(args) -> None:
+    from .config import describe, load_config
+    from .reward_model.train import RewardTrainConfig, train_reward_models
+
+    if args.help_config:
+        print("\n".join(describe(RewardTrainConfig)))
+        return
+    overrides = list(args.overrides)
+    if args.ensemble:
+        overrides.append(f"ensemble={args.ensemble}")
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    train_reward_models(load_config(args.config, overrides, cls=RewardTrainConfig))
+
+
+def cmd_prefs(args) -> None:
+    from .config import describe, load_config
+    from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
+
+    if args.help_config:
+        print("\n".join(describe(SyntheticPrefsConfig)))
+        return
+    make_synthetic_preferences(load_config(args.config, args.overrides, cls=SyntheticPrefsConfig))
 
 
 def cmd_generate(args) -> None:
@@ -157,6 +184,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="Number of seeds (default 1).")
     p.add_argument("--output-dir", help="Output folder (default runs/demo).")
     p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("reward", help="Train a reward model, or an ensemble of them, on "
+                       "preference pairs (Bradley-Terry).")
+    _add_config_args(p)
+    p.add_argument("--ensemble", type=int, metavar="M", help="Train M members differing in seed.")
+    p.add_argument("--output-dir", help="Output folder (same as output_dir=...).")
+    p.set_defaults(fn=cmd_reward)
+    p = sub.add_parser("prefs", help="Make semi-synthetic preference pairs: a policy answers "
+                       "twice, a gold reward picks the better answer.")
+    _add_config_args(p)
+    p.set_defaults(fn=cmd_prefs)
     p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
     p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")
     p.add_argument("--prompt", action="append", help="A prompt (repeatable); else read stdin.")
@@ -175,7 +212,14 @@ def main(argv: list[str] | None = None) -> int:
     from .rewards import RewardError
     from .tasks import DataError
 
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    # key=value overrides may sit on both sides of options; argparse keeps only the first run
+    if extra:
+        if hasattr(args, "overrides") and all("=" in x and not x.startswith("-") for x in extra):
+            args.overrides = list(args.overrides) + extra
+        else:
+            parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.fn(args)
     except (ConfigError, DataError, RewardError, CheckpointError, MissingModelError,

@@ -31,7 +31,8 @@ def _table(header: list[str], rows: list[list[str]]) -> list[str]:
 
 
 def write_report(out: Path, cfg, result: dict, raws: dict, prompts: list[str],
-                 scores: torch.Tensor, threshold: float, reward_name: str, task) -> None:
+                 scores: torch.Tensor, threshold: float, reward_name: str, task,
+                 scorer: str) -> None:
     seeds = ", ".join(str(s) for s in cfg.seeds)
     qs = [f"tail_reward_q{q:g}" for q in cfg.tail_percents]
     any_model = next(iter(result.values()))
@@ -55,7 +56,7 @@ def write_report(out: Path, cfg, result: dict, raws: dict, prompts: list[str],
               "Reference perplexity: held-out texts of class "
               f"{cfg.reference_label} under each model (sliding window {cfg.ppl_window}, stride "
               f"{cfg.ppl_stride}). Generation perplexity: each model's completions under the fixed "
-              f"scorer `{cfg.scorer or 'first model'}`. Distinct-n: unique / total word n-grams "
+              f"scorer `{scorer}`. Distinct-n: unique / total word n-grams "
               "over all completions.", ""]
     rows = [[name, _fmt(m, "ppl_reference", 2), _fmt(m, "ppl_generations", 2),
              _fmt(m, "distinct_1"), _fmt(m, "distinct_2"), _fmt(m, "distinct_3"),

@@ -94,13 +94,13 @@ class EvalConfig:
         return out
 
 
-def _fingerprint(cfg: EvalConfig, path: str, seed: int) -> str:
+def _fingerprint(cfg: EvalConfig, path: str, seed: int, scorer: str) -> str:
     """What a cached raw result depends on (not the tail settings, computed afterwards)."""
     keep = {k: v for k, v in to_dict(cfg).items()
             if k in ("batch_size", "temperature", "top_k", "top_p", "reference_texts",
                      "reference_label", "ppl_window", "ppl_stride", "scorer", "task", "reward")}
     blob = json.dumps({"path": str(Path(path).resolve()) if Path(path).exists() else path,
-                       "seed": seed, **keep}, sort_keys=True)
+                       "seed": seed, "scorer_path": scorer, **keep}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -182,12 +182,12 @@ def run_eval(cfg: EvalConfig) -> dict:
             seed = cfg.seeds[i]
             progress.update(bar, description=f"eval {name} seed {seed}")
             cache = out / "raw" / f"{name}-seed{seed}.json"
-            key = _fingerprint(cfg, path, seed)
+            key = _fingerprint(cfg, path, seed, cfg.scorer or first)
             raw = json.loads(cache.read_text()) if cache.exists() else None
             if raw is None or raw.get("fingerprint") != key:
                 if scorer is None:
-                    sp = cfg.scorer or first
-                    scorer = (load_tokenizer(sp), load_causal_lm(sp).eval())
+                    scorer = (load_tokenizer(cfg.scorer or first),
+                              load_causal_lm(cfg.scorer or first).eval())
                 raw = _raw_result(cfg, models, scorer, path, seed, prompts, refs, reward, gen)
                 raw["fingerprint"] = key
                 write_text(cache, json.dumps(raw))
@@ -211,7 +211,8 @@ def run_eval(cfg: EvalConfig) -> dict:
                                       for n, rs in raws.items()},
                     task.test.labels, spec.label_names, out / "reward_histograms.png",
                     reward_name, repeats=n_seeds)
-    write_report(out, cfg, result, raws, prompts, scores, threshold, reward_name, task)
+    write_report(out, cfg, result, raws, prompts, scores, threshold, reward_name, task,
+                 cfg.scorer or first)
     return result
 
 
