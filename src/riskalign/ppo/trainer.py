@@ -2,11 +2,14 @@
 
 One iteration (``PPOTrainer.step``):
 1. sample B completions for B prompts, score them, compute old log-probs, values, ref log-probs;
-2. r_t = -beta * (log pi - log pi_ref) on every valid token, plus the score on the last one;
-3. choose the trajectories that train (``select``; all of them by default);
+   the reward shaper (``rewards.shaping``) turns texts into scores and, for the adaptive
+   ensemble method, per-sample KL scales c_i and policy-loss weights w_i;
+2. r_t = -beta c_i (log pi - log pi_ref) on every valid token, plus the score on the last one
+   (c_i = 1 unless the shaper says otherwise);
+3. choose the trajectories that train (``select``: the RA-RLHF tail, or all of them);
 4. GAE and advantage whitening over the chosen trajectories' valid tokens;
-5. ``ppo_epochs`` passes of shuffled minibatches: clipped policy loss + vf_coef * clipped value
-   loss, AdamW, gradient clipping;
+5. ``ppo_epochs`` passes of shuffled minibatches: clipped policy loss (each sample's term times
+   w_i when given) + vf_coef * clipped value loss, AdamW, gradient clipping;
 6. the KL controller sees the mean per-sequence KL of the chosen trajectories.
 """
 
@@ -23,6 +26,7 @@ import torch
 
 from ..config import RunConfig, to_dict
 from ..models import ActorCritic
+from ..rewards.shaping import as_shaper
 from .advantages import compute_gae, kl_penalised_rewards, masked_mean, masked_whiten
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                          save_checkpoint, set_rng_state)
@@ -76,8 +80,10 @@ def total_iterations(cfg: RunConfig, n_prompts: int) -> int:
 class PPOTrainer:
     def __init__(self, cfg: RunConfig, policy: ActorCritic, ref, tokenizer, reward,
                  prompts: list[str], gen: GenerationSettings, select: Selector | None = None):
-        self.cfg, self.policy, self.ref, self.tokenizer, self.reward = cfg, policy, ref, tokenizer, reward
+        self.cfg, self.policy, self.ref, self.tokenizer = cfg, policy, ref, tokenizer
         self.prompts, self.gen, self.select = prompts, gen, select
+        self.shaper = as_shaper(reward)
+        self.reward = self.shaper.source  # a plain source, for held-out scoring
         p = cfg.ppo
         self.kl_ctl = (AdaptiveKLController(p.init_kl_coef, p.target_kl, p.horizon)
                        if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
@@ -93,10 +99,12 @@ class PPOTrainer:
         p, t_start, timings = self.cfg.ppo, time.perf_counter(), {}
         self.iteration += 1
         batch = [self.prompts[i] for i in self.stream.next()]
-        ro = collect(self.policy, self.ref, self.tokenizer, self.reward, batch, self.gen,
+        ro = collect(self.policy, self.ref, self.tokenizer, self.shaper, batch, self.gen,
                      p.forward_batch_size, timings)
+        beta = self.kl_ctl.value
         rewards, kl = kl_penalised_rewards(ro.scores, ro.logprobs, ro.ref_logprobs,
-                                           ro.response_mask, self.kl_ctl.value)
+                                           ro.response_mask,
+                                           beta if ro.kl_scale is None else beta * ro.kl_scale)
         keep = (self.select(self.iteration, ro, rewards) if self.select
                 else torch.arange(len(ro)))
         sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
@@ -108,14 +116,13 @@ class PPOTrainer:
         stats = self.update(sub, advantages, returns)
         timings["update"] = time.perf_counter() - t0
         mean_kl = kl.sum(1).mean().item()
-        beta = self.kl_ctl.value
         self.kl_ctl.update(mean_kl, len(keep))
         stats.update(
             iteration=self.iteration, score_mean=ro.scores.mean().item(),
             score_std=ro.scores.std().item() if len(ro) > 1 else 0.0,
             kept=len(keep), kept_score_mean=sub.scores.mean().item(), kl=mean_kl, beta=beta,
             response_len=ro.response_mask.sum(1).float().mean().item(),
-            **getattr(self.select, "stats", {}),
+            **getattr(self.select, "stats", {}), **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
             time_total=time.perf_counter() - t_start)
         return stats
@@ -133,7 +140,8 @@ class PPOTrainer:
                 out = self.policy(ro.input_ids[mb], ro.attention_mask[mb], T, self.gen.temperature,
                                   with_entropy=True)
                 pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb], advantages[mb], mask[mb],
-                                         p.cliprange)
+                                         p.cliprange,
+                                         None if ro.weight is None else ro.weight[mb])
                 vl, vstats = value_loss(out["values"], ro.values[mb], returns[mb], mask[mb],
                                         p.cliprange_value)
                 loss = pl + p.vf_coef * vl
@@ -153,6 +161,7 @@ class PPOTrainer:
     def state_dict(self) -> dict:
         return {"optimizer": self.optimizer.state_dict(), "kl_ctl": self.kl_ctl.state_dict(),
                 "stream": self.stream.state_dict(), "rng": rng_state(),
+                "shaper": self.shaper.state_dict(),
                 "config": json.dumps(_training_keys(to_dict(self.cfg)), sort_keys=True)}
 
     def save(self) -> Path:
@@ -177,6 +186,7 @@ class PPOTrainer:
             raise CheckpointError(f"checkpoint {path}: optimizer state does not fit ({e})") from None
         self.kl_ctl.load_state_dict(state["kl_ctl"])
         self.stream.load_state_dict(state["stream"])
+        self.shaper.load_state_dict(state.get("shaper", {}))
         set_rng_state(state["rng"])
         self.iteration = int(state["iteration"])
         return True

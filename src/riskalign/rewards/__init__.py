@@ -5,7 +5,7 @@ from __future__ import annotations
 from ..config import RewardConfig
 from .base import RewardError, RewardSource, TextReward, checked_scores, prompt_scores
 
-KINDS = ("vader", "non-toxicity", "hf", "python")
+KINDS = ("vader", "non-toxicity", "hf", "python", "ensemble")
 
 
 def build_reward(cfg: RewardConfig, default_kind: str = "vader") -> RewardSource:
@@ -27,8 +27,23 @@ def build_reward(cfg: RewardConfig, default_kind: str = "vader") -> RewardSource
         from .python_fn import PythonReward
 
         return PythonReward(cfg.function, cfg.sign)
+    if kind == "ensemble":
+        from .ensemble import EnsembleReward
+
+        return EnsembleReward(cfg.model, cfg.target, cfg.batch_size)
     raise ValueError(f"reward.kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
-__all__ = ["KINDS", "RewardError", "RewardSource", "TextReward", "build_reward", "checked_scores",
+def build_shaper(cfg: RewardConfig, default_kind: str = "vader"):
+    """The trainer's reward entry point: an ensemble with its method, or a plain source."""
+    from .shaping import EnsembleShaper, PlainShaper
+
+    source = build_reward(cfg, default_kind)
+    if (cfg.kind or default_kind) == "ensemble":
+        return EnsembleShaper(source, cfg.ensemble_method, cfg.lam, cfg.member)
+    return PlainShaper(source)
+
+
+__all__ = ["KINDS", "RewardError", "RewardSource", "TextReward", "build_reward", "build_shaper",
+           "checked_scores",
            "prompt_scores"]

@@ -1,0 +1,117 @@
+"""Where rewards enter PPO: (prompts, completions) -> scores [B] plus optional per-sample factors.
+
+The trainer calls one ``RewardShaper`` per rollout. It returns the task score of each sample and,
+for the adaptive uncertainty-aware objective, two per-sample factors:
+
+* ``kl_scale`` c_i: the sample's KL coefficient is beta * c_i, inside the per-token reward
+  r_t = -beta c_i (log pi - log pi_ref)_t (+ score on the last token); beta is still the KL
+  controller's global coefficient;
+* ``weight`` w_i: multiplies the sample's clipped policy-gradient term in the policy loss.
+
+For ``adaptive`` (mu_i, s2_i = member mean and population variance of the standardised scores,
+b = mean(s2 over the first batch) / lambda, then fixed): c_i = s2_i / b and w_i = b / (b + s2_i).
+The advantages A_i come from GAE on r_t, so A_i estimates the return mu_i - c_i KL_i, and
+weighting the sample's policy-gradient term by the constant w_i gives
+grad E[w_i (mu_i - c_i KL_i)] = E[w_i A_i grad log pi], the paper's objective
+E[b / (b + s2) (mu - s2 / b KL)]. The value loss is not weighted: the critic still predicts the
+unweighted return. Whitening is one affine map over the batch, so it keeps the weights' ratios.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .aggregate import (EnsembleError, aggregate_rewards, first_batch_scale, member_variance,
+                        uncertainty_weights)
+from .base import checked_scores
+
+ENSEMBLE_METHODS = ("single", "mean", "min", "uwo", "adaptive")
+
+
+@dataclass
+class ShapedReward:
+    scores: torch.Tensor                      # [B] task score, added on the last token
+    kl_scale: torch.Tensor | None = None      # [B] c_i, multiplies beta
+    weight: torch.Tensor | None = None        # [B] w_i, multiplies the policy-gradient term
+    stats: dict = field(default_factory=dict)
+
+
+class RewardShaper:
+    """Base: ``__call__(prompts, completions) -> ShapedReward``; state saved in checkpoints.
+    ``source`` is a plain reward source ([B]) for held-out scoring."""
+
+    source = None
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, state: dict) -> None:
+        pass
+
+
+class PlainShaper(RewardShaper):
+    """One reward source, no per-sample factors (standard RLHF)."""
+
+    def __init__(self, source):
+        self.source = source
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
+        return ShapedReward(checked_scores(self.source, prompts, completions))
+
+
+def as_shaper(reward) -> RewardShaper:
+    """A shaper as is; any plain reward source wrapped in ``PlainShaper``."""
+    return reward if isinstance(reward, RewardShaper) else PlainShaper(reward)
+
+
+class EnsembleShaper(RewardShaper):
+    """An ensemble's member scores [M, B] turned into rewards by ``method``."""
+
+    def __init__(self, ensemble, method: str, lam: float = 0.5, member: int = 0):
+        if method not in ENSEMBLE_METHODS:
+            raise EnsembleError(f"reward.ensemble_method must be one of "
+                                f"{', '.join(ENSEMBLE_METHODS)}, got {method!r}")
+        if method in ("uwo", "adaptive") and len(ensemble) < 2:
+            raise EnsembleError(f"reward.ensemble_method={method} needs the variance over "
+                                f"members, which is undefined for an ensemble of "
+                                f"{len(ensemble)} member")
+        if method == "single" and not 0 <= member < len(ensemble):
+            raise EnsembleError(f"reward.member must be in [0, {len(ensemble) - 1}], got {member}")
+        self.ensemble, self.method, self.lam, self.member = ensemble, method, lam, member
+        self.source = ensemble  # its __call__ is the member mean
+        self.b: float | None = None  # adaptive: fixed after the first batch
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
+        scores = self.ensemble.members(prompts, completions)
+        if scores.shape != (len(self.ensemble), len(prompts)):
+            raise EnsembleError(f"ensemble returned shape {tuple(scores.shape)} for "
+                                f"{len(self.ensemble)} members and {len(prompts)} samples")
+        stats = {"ensemble_std_mean": (member_variance(scores).sqrt().mean().item()
+                                       if len(scores) > 1 else 0.0)}
+        if self.method == "single":
+            aggregate_rewards(scores, "mean")  # checks every member's scores are finite
+            return ShapedReward(scores[self.member].clone(), stats=stats)
+        if self.method != "adaptive":
+            return ShapedReward(aggregate_rewards(scores, self.method, self.lam), stats=stats)
+        var = member_variance(scores)
+        if self.b is None:
+            self.b = first_batch_scale(var, self.lam)
+        weight, kl_scale = uncertainty_weights(var, self.b)
+        stats.update(uncertainty_b=self.b, uncertainty_weight_mean=weight.mean().item(),
+                     uncertainty_kl_scale_mean=kl_scale.mean().item())
+        return ShapedReward(scores.mean(0), kl_scale, weight, stats)
+
+    def state_dict(self) -> dict:
+        return {"b": self.b}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.b = state.get("b")
+
+
+__all__ = ["ENSEMBLE_METHODS", "EnsembleShaper", "PlainShaper", "RewardShaper", "ShapedReward",
+           "as_shaper"]

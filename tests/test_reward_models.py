@@ -1,0 +1,247 @@
+"""Reward-model training, ensembles, synthetic labels and the ensemble methods inside PPO, on
+tiny randomly initialised encoders with the real MiniLM tokenizer."""
+
+import json
+import random
+
+import pytest
+import torch
+
+from riskalign.cli import main
+from riskalign.reward_model.data import load_preferences
+from riskalign.reward_model.synthetic import label_pairs
+from riskalign.rewards.aggregate import EnsembleError
+from riskalign.rewards.ensemble import EnsembleReward
+from riskalign.rewards.shaping import EnsembleShaper
+
+GOOD = ["great", "excellent", "helpful", "wonderful", "good", "effective"]
+BAD = ["awful", "terrible", "useless", "bad", "horrible", "painful"]
+FILL = ["the", "pill", "was", "really", "for", "me", "and", "my", "sleep", "doctor"]
+
+
+def _answer(rng, words):
+    body = rng.sample(FILL, 4) + [rng.choice(words)]
+    rng.shuffle(body)
+    return " " + " ".join(body)
+
+
+def _pairs(n, seed):
+    rng = random.Random(seed)
+    return [{"prompt": "This medicine", "chosen": _answer(rng, GOOD), "rejected": _answer(rng, BAD)}
+            for _ in range(n)]
+
+
+def _write(path, rows):
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory):
+    """A 2-layer BERT (hidden 32) with all-MiniLM-L6-v2's WordPiece tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from riskalign.assets import minilm_dir
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(cfg).save_pretrained(str(d), safe_serialization=True)
+    tok.save_pretrained(str(d))
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def ensemble_dir(tiny_encoder_dir, tmp_path_factory):
+    d = tmp_path_factory.mktemp("prefs")
+    train, test = _write(d / "train.jsonl", _pairs(96, 0)), _write(d / "test.jsonl", _pairs(40, 1))
+    out = d / "ensemble"
+    assert main(["reward", f"data={train}", f"eval_data={test}", f"backbone={tiny_encoder_dir}",
+                 "--ensemble", "2", "--output-dir", str(out), "epochs=3", "batch_size=8",
+                 "learning_rate=3e-3", "max_length=32", "threads=2"]) == 0
+    return out
+
+
+def test_two_member_ensemble_beats_chance(ensemble_dir):
+    manifest = json.loads((ensemble_dir / "manifest.json").read_text())
+    members = manifest["members"]
+    assert [m["seed"] for m in members] == [0, 1]
+    for m in members:
+        assert m["eval_accuracy"] > 0.75, m        # chance is 0.5 on 40 held-out pairs
+        assert m["std"] > 0
+        assert (ensemble_dir / m["path"] / "model.safetensors").is_file()
+    from safetensors.torch import load_file
+
+    a = load_file(str(ensemble_dir / "member-0" / "model.safetensors"))
+    b = load_file(str(ensemble_dir / "member-1" / "model.safetensors"))
+    assert any(not torch.equal(a[k], b[k]) for k in a)    # seeds differ -> members differ
+
+
+def test_ensemble_reward_standardises_members(ensemble_dir):
+    ens = EnsembleReward(ensemble_dir)
+    assert len(ens) == 2
+    rows = load_preferences(str(ensemble_dir.parent / "test.jsonl"))
+    prompts = [r.prompt for r in rows] * 2
+    answers = [r.chosen for r in rows] + [r.rejected for r in rows]
+    scores = ens.members(prompts, answers)
+    assert scores.shape == (2, 80)
+    # the manifest's stats were taken on these same held-out texts: standardised -> mean 0, std 1
+    assert scores.mean(1).abs().max() < 1e-4
+    assert torch.allclose(scores.std(1, unbiased=False), torch.ones(2), atol=1e-4)
+    assert torch.allclose(ens(prompts, answers), scores.mean(0))
+
+
+def test_rerun_keeps_finished_members(ensemble_dir, tiny_encoder_dir, monkeypatch):
+    import riskalign.reward_model.train as train_mod
+
+    def fail(*a, **k):
+        raise AssertionError("retrained")
+
+    monkeypatch.setattr(train_mod, "train_member", fail)
+    before = (ensemble_dir / "manifest.json").read_text()
+    assert main(["reward", f"data={ensemble_dir.parent / 'train.jsonl'}",
+                 f"eval_data={ensemble_dir.parent / 'test.jsonl'}",
+                 f"backbone={tiny_encoder_dir}", "--ensemble", "2", "--output-dir",
+                 str(ensemble_dir), "epochs=3", "batch_size=8", "learning_rate=3e-3",
+                 "max_length=32"]) == 0
+    assert json.loads(before)["members"] == json.loads(
+        (ensemble_dir / "manifest.json").read_text())["members"]
+
+
+@pytest.mark.parametrize("row, message", [
+    ({"prompt": "p", "chosen": "same", "rejected": "same"}, "row 2: chosen and rejected are identical"),
+    ({"prompt": "p", "chosen": "yes"}, "row 2: 'rejected' is missing or empty"),
+    ({"prompt": "p", "chosen": " ", "rejected": "no"}, "row 2: 'chosen' is missing or empty"),
+])
+def test_bad_preference_rows_name_the_row(tmp_path, capsys, row, message):
+    f = _write(tmp_path / "p.jsonl", [{"prompt": "p", "chosen": "a", "rejected": "b"}, row])
+    assert main(["reward", f"data={f}", "--output-dir", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "o").exists()
+
+
+def test_empty_preference_file(tmp_path, capsys):
+    f = tmp_path / "p.jsonl"
+    f.write_text("")
+    assert main(["reward", f"data={f}", "--output-dir", str(tmp_path / "o")]) == 2
+    assert "empty" in capsys.readouterr().err
+
+
+def test_manifest_without_stats_is_refused(ensemble_dir, tmp_path):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(ensemble_dir, broken)
+    m = json.loads((broken / "manifest.json").read_text())
+    del m["members"][1]["std"]
+    (broken / "manifest.json").write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="member 1 has no usable mean/std"):
+        EnsembleReward(broken)
+
+
+def test_label_pairs_by_hand():
+    rows, ties = label_pairs(["p1", "p2", "p3"], ["a", "b", "c"], ["x", "y", "c"],
+                             [0.5, -1.0, 0.0], [0.1, 2.0, 0.3], 0.0, random.Random(0))
+    assert ties == 1                                   # p3: identical answers
+    assert [(r.chosen, r.rejected) for r in rows] == [("a", "x"), ("y", "b")]
+    swapped, _ = label_pairs(["p"], ["a"], ["x"], [1.0], [0.0], 0.5, random.Random(1))
+    # random.Random(1).random() = 0.134 < 0.5: the label is flipped
+    assert (swapped[0].chosen, swapped[0].rejected) == ("x", "a")
+
+
+class FixedEnsemble:
+    """Returns preset member scores [M, B], one tensor per call."""
+
+    def __init__(self, *batches):
+        self.batches = list(batches)
+        self.m = batches[0].shape[0]
+
+    def __len__(self):
+        return self.m
+
+    def members(self, prompts, completions):
+        return self.batches.pop(0)
+
+
+def test_adaptive_b_fixed_after_first_batch_and_saved():
+    first = torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, -1.0]])    # variance 1, 0, 4
+    second = torch.tensor([[0.0, 0.0], [2.0, 0.0]])               # variance 1, 0
+    shaper = EnsembleShaper(FixedEnsemble(first, second), "adaptive", lam=0.5)
+    out = shaper(["p"] * 3, ["c"] * 3)
+    b = (5 / 3) / 0.5
+    assert shaper.b == pytest.approx(b)
+    assert out.scores.tolist() == [2.0, 2.0, 1.0]
+    assert out.weight.tolist() == pytest.approx([b / (b + 1), 1.0, b / (b + 4)])
+    assert out.kl_scale.tolist() == pytest.approx([1 / b, 0.0, 4 / b])
+    out2 = shaper(["p"] * 2, ["c"] * 2)
+    assert shaper.b == pytest.approx(b)                        # not re-estimated
+    assert out2.kl_scale.tolist() == pytest.approx([1 / b, 0.0])
+    restored = EnsembleShaper(FixedEnsemble(first), "adaptive")
+    restored.load_state_dict(shaper.state_dict())
+    assert restored.b == shaper.b
+
+
+def test_other_methods_and_errors():
+    s = torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, -1.0]])
+    assert EnsembleShaper(FixedEnsemble(s.clone()), "single", member=1)(
+        ["p"] * 3, ["c"] * 3).scores.tolist() == [3.0, 2.0, -1.0]
+    assert EnsembleShaper(FixedEnsemble(s.clone()), "min")(["p"] * 3, ["c"] * 3).scores.tolist() \
+        == [1.0, 2.0, -1.0]
+    out = EnsembleShaper(FixedEnsemble(s.clone()), "uwo")(["p"] * 3, ["c"] * 3)
+    assert out.scores.tolist() == [1.5, 2.0, -1.0] and out.weight is None
+    with pytest.raises(EnsembleError, match="undefined for an ensemble of 1 member"):
+        EnsembleShaper(FixedEnsemble(s[:1]), "adaptive")
+    with pytest.raises(EnsembleError, match="variance 0"):
+        EnsembleShaper(FixedEnsemble(torch.ones(2, 3)), "adaptive")(["p"] * 3, ["c"] * 3)
+
+
+def _ppo_cfg(model_dir, ensemble, out, method, *extra):
+    from riskalign.config import load_config
+
+    return load_config(None, [
+        f"model.policy={model_dir}", f"output_dir={out}", "seed=5", "task.prompt_tokens=8",
+        "task.new_tokens=6", "task.min_new_tokens=6", "task.max_train=32", "reward.kind=ensemble",
+        f"reward.model={ensemble}", f"reward.ensemble_method={method}", "ppo.batch_size=8",
+        "ppo.mini_batch_size=4", "ppo.forward_batch_size=8", "ppo.ppo_epochs=1",
+        "ppo.learning_rate=1e-3", "log.tensorboard=false", "log.eval_prompts=0",
+        "ppo.total_iterations=4", "log.checkpoint_every=2", *extra])
+
+
+def test_ppo_with_adaptive_ensemble_resumes_exactly(tiny_model_dir, ensemble_dir, tmp_path):
+    from riskalign.train import build_trainer
+
+    full, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "a", "adaptive"))
+    history = full.train()
+    bs = {h["uncertainty_b"] for h in history}
+    assert len(bs) == 1 and next(iter(bs)) > 0                   # b fixed after batch 1
+    assert all(0 < h["uncertainty_weight_mean"] <= 1 for h in history)
+
+    killed, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "b", "adaptive"))
+
+    def kill(stats):
+        if stats["iteration"] == 3:
+            raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        killed.train(on_step=kill)
+    resumed, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "b", "adaptive"))
+    assert resumed.resume() and resumed.shaper.b == full.shaper.b
+    resumed.train()
+    for (n, p), q in zip(full.policy.named_parameters(), resumed.policy.parameters()):
+        assert torch.equal(p, q), n
+
+
+def test_ppo_ensemble_methods_compose_with_risk(tiny_model_dir, ensemble_dir, tmp_path):
+    from riskalign.train import build_trainer
+
+    for method in ("single", "mean", "min", "uwo"):
+        t, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / method, method,
+                                      "ppo.total_iterations=2", "risk.alpha=0.5",
+                                      "risk.warm_start=0", "risk.rho=0.5"))
+        h = t.train()
+        assert [x["kept"] for x in h] == [4, 4], method
+    with pytest.raises(ValueError, match="reward.ensemble_method"):
+        _ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "x", "median")
