@@ -245,3 +245,27 @@ def test_ppo_ensemble_methods_compose_with_risk(tiny_model_dir, ensemble_dir, tm
         assert [x["kept"] for x in h] == [4, 4], method
     with pytest.raises(ValueError, match="reward.ensemble_method"):
         _ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "x", "median")
+
+
+def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp_path):
+    out = tmp_path / "overopt"
+    args = ["overopt", "--output-dir", str(out), f"policy={tiny_model_dir}",
+            "methods=[mean,adaptive]", "eval_every=1", "eval_prompts=4",
+            "prefs.train_pairs=24", "prefs.test_pairs=8", "prefs.reward.kind=python",
+            "prefs.reward.function=easy_rewards:short_text", "prefs.task.new_tokens=6",
+            "prefs.task.min_new_tokens=2", f"reward.backbone={tiny_encoder_dir}",
+            "reward.ensemble=2", "reward.epochs=1", "reward.batch_size=8",
+            "reward.learning_rate=1e-3", "reward.max_length=32", "rl.ppo.total_iterations=2",
+            "rl.ppo.batch_size=4", "rl.ppo.mini_batch_size=2", "rl.ppo.forward_batch_size=4",
+            "rl.task.new_tokens=6", "rl.task.min_new_tokens=6", "rl.log.tensorboard=false"]
+    assert main(args) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert set(results) == {"mean", "adaptive"}
+    for r in results.values():
+        assert {"best_gold", "final_gold", "final_proxy", "final_kl"} <= set(r)
+        assert [c["iteration"] for c in r["curve"]] == [0, 1, 2]
+        assert r["curve"][0]["heldout_kl"] == pytest.approx(0.0, abs=1e-5)  # starting policy
+    # both methods start from the same policy and held-out samples
+    assert results["mean"]["start_gold"] == results["adaptive"]["start_gold"]
+    for f in ("overopt_curves.png", "report.md", "prefs/train.jsonl", "ensemble/manifest.json"):
+        assert (out / f).exists(), f

@@ -1,4 +1,4 @@
-"""Command line: ``riskalign assets | ppo | sft | eval | demo | reward | prefs | generate``."""
+"""Command line: ``riskalign assets | ppo | sft | eval | demo | reward | prefs | overopt | generate``."""
 
 from __future__ import annotations
 
@@ -131,6 +131,29 @@ def cmd_prefs(args) -> None:
     make_synthetic_preferences(load_config(args.config, args.overrides, cls=SyntheticPrefsConfig))
 
 
+def cmd_overopt(args) -> None:
+    from .config import describe, load_config
+    from .overopt import OveroptConfig, run_overopt
+
+    if args.help_config:
+        print("\n".join(describe(OveroptConfig)))
+        return
+    overrides = list(args.overrides)
+    if args.output_dir:
+        overrides.append(f"output_dir={args.output_dir}")
+    results = run_overopt(load_config(args.config, overrides, cls=OveroptConfig))
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="held-out gold reward under proxy optimisation")
+    for col in ("method", "best gold", "final gold", "final proxy", "final KL"):
+        table.add_column(col, justify="right")
+    for m, r in results.items():
+        table.add_row(m, f"{r['best_gold']:+.3f}", f"{r['final_gold']:+.3f}",
+                      f"{r['final_proxy']:+.3f}", f"{r['final_kl']:.2f}")
+    Console().print(table)
+
+
 def cmd_generate(args) -> None:
     import torch
 
@@ -194,6 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
                        "twice, a gold reward picks the better answer.")
     _add_config_args(p)
     p.set_defaults(fn=cmd_prefs)
+    p = sub.add_parser("overopt", help="Reward-hacking study: PPO on a proxy reward ensemble "
+                       "with single/mean/min/uwo/adaptive, judged by a gold reward.")
+    _add_config_args(p)
+    p.add_argument("--output-dir", help="Output folder (default runs/overopt).")
+    p.set_defaults(fn=cmd_overopt)
     p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
     p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")
     p.add_argument("--prompt", action="append", help="A prompt (repeatable); else read stdin.")

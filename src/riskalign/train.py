@@ -50,8 +50,12 @@ def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
     return scores.mean().item()
 
 
-def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo") -> dict:
-    """Train; write metrics.jsonl, checkpoints, final/ and summary.json under cfg.output_dir."""
+def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo",
+            on_step=None) -> dict:
+    """Train; write metrics.jsonl, checkpoints, final/ and summary.json under cfg.output_dir.
+
+    ``on_step(trainer, stats)`` runs after each iteration, before the stats are logged (it may
+    add keys, e.g. held-out figures)."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     trainer, task = build_trainer(cfg, select)
@@ -71,7 +75,12 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo
     start = trainer.iteration
     with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every,
                    title) as logger:
-        history = trainer.train(on_step=logger.log)
+        def log(stats: dict) -> None:
+            if on_step:
+                on_step(trainer, stats)
+            logger.log(stats)
+
+        history = trainer.train(on_step=log)
     elapsed = time.perf_counter() - t0
     trainer.policy.save(out / "final", merge_lora=True)
     trainer.tokenizer.save_pretrained(str(out / "final"))

@@ -84,4 +84,24 @@ def plot_training_curves(runs: dict[str, list[Path]], path: Path) -> None:
     plt.close(fig)
 
 
-__all__ = ["plot_histograms", "plot_quantile_curves", "plot_training_curves"]
+def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
+    """Three panels (held-out gold reward, proxy reward, KL) against PPO iteration, one line
+    per ensemble method."""
+    keys = (("heldout_gold", "gold reward"), ("heldout_proxy", "proxy reward (ensemble mean)"),
+            ("heldout_kl", "KL to reference (nats)"))
+    fig, axes = plt.subplots(1, 3, figsize=(12, 3.6))
+    for ax, (key, title) in zip(axes, keys):
+        for name, points in curves.items():
+            ax.plot([p["iteration"] for p in points], [p[key] for p in points], marker="o",
+                    markersize=3, label=name)
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("PPO iteration")
+        ax.grid(alpha=0.3)
+    axes[0].legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+__all__ = ["plot_histograms", "plot_overopt_curves", "plot_quantile_curves",
+           "plot_training_curves"]
