@@ -5,9 +5,9 @@ import math
 import pytest
 import torch
 
-from riskalign.reward_model.loss import bradley_terry_loss, pairwise_accuracy
-from riskalign.rewards.aggregate import (EnsembleError, aggregate_rewards, first_batch_scale,
-                                         member_variance, uncertainty_weights)
+from riskalign import aggregate_rewards, bradley_terry_loss, uncertainty_weights
+from riskalign.reward_model.loss import pairwise_accuracy
+from riskalign.rewards.aggregate import EnsembleError, first_batch_scale, member_variance
 
 # two members, three samples; per sample: mean 2, 2, 1; population variance 1, 0, 4
 S = torch.tensor([[1.0, 2.0, 3.0],

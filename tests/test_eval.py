@@ -77,6 +77,8 @@ def test_sliding_windows_score_each_token_once():
     scored = [s[t] for s, f in segs for t in range(max(1, f), len(s))]
     assert scored == list(range(1, 10))
     assert sliding_windows([1, 2, 3], window=8, stride=4) == [([1, 2, 3], 0)]
+    with pytest.raises(ValueError):        # stride == window would skip each later first token
+        sliding_windows(ids, window=4, stride=4)
 
 
 def _direct_nll(lm, ids: list[int], start: int) -> list[float]:
@@ -136,6 +138,27 @@ def test_eval_cli_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.setattr(run_mod, "_raw_result", fail)
     assert main(args) == 0
     assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_eval_cache_notices_a_retrained_model(tiny_model_dir, tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    import riskalign.eval.run as run_mod
+
+    model = tmp_path / "m"
+    shutil.copytree(tiny_model_dir, model)
+    args = ["eval", "--model", f"a={model}", "--output-dir", str(tmp_path / "ev"),
+            "task.max_eval=4", "task.new_tokens=4", "reference_texts=2"]
+    calls = []
+    real = run_mod._raw_result
+    monkeypatch.setattr(run_mod, "_raw_result", lambda *a: calls.append(1) or real(*a))
+    assert main(args) == 0 and main(args) == 0
+    assert len(calls) == 1                                   # second run: from the cache
+    weights = model / "model.safetensors"
+    os.utime(weights, ns=(weights.stat().st_atime_ns, weights.stat().st_mtime_ns + 10**9))
+    assert main(args) == 0
+    assert len(calls) == 2                                   # weights rewritten: evaluated again
 
 
 def test_eval_bad_model_spec_is_one_line_error(tmp_path, capsys):

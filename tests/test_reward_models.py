@@ -108,6 +108,12 @@ def test_rerun_keeps_finished_members(ensemble_dir, tiny_encoder_dir, monkeypatc
                  "max_length=32"]) == 0
     assert json.loads(before)["members"] == json.loads(
         (ensemble_dir / "manifest.json").read_text())["members"]
+    # other training settings: the members are retrained, not silently reused
+    with pytest.raises(AssertionError, match="retrained"):
+        main(["reward", f"data={ensemble_dir.parent / 'train.jsonl'}",
+              f"eval_data={ensemble_dir.parent / 'test.jsonl'}", f"backbone={tiny_encoder_dir}",
+              "--ensemble", "2", "--output-dir", str(ensemble_dir), "epochs=4", "batch_size=8",
+              "learning_rate=3e-3", "max_length=32"])
 
 
 @pytest.mark.parametrize("row, message", [

@@ -167,8 +167,8 @@ def _append_training_section(out: Path, cfg: DemoConfig, times: dict) -> None:
         "| stage | minutes |", "|---|---|",
         *[f"| {k} | {v / 60:.1f} |" for k, v in times.items()],
     ]
-    with (out / "report.md").open("a") as f:
-        f.write("\n".join(lines) + "\n")
+    report = out / "report.md"
+    write_text(report, report.read_text() + "\n".join(lines) + "\n")
 
 
 __all__ = ["DemoConfig", "run_demo"]

@@ -125,7 +125,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
 
     torch.set_num_threads(cfg.threads)
     gold = build_reward(prefs.reward, get_spec(prefs.task.name).reward)  # the labeller
-    proxy = EnsembleReward(out / "ensemble")
+    proxy = EnsembleReward(out / "ensemble", cfg.rl.reward.target, cfg.rl.reward.batch_size)
     from .models import load_tokenizer
 
     task = load_task(cfg.rl.task, load_tokenizer(cfg.policy), cfg.rl.seed)

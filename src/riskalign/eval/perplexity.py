@@ -53,8 +53,8 @@ def sliding_windows(ids: list[int], window: int, stride: int) -> list[tuple[list
     """Split one token list into (segment, first_target) pairs: each segment is at most
     ``window`` tokens, consecutive segments start ``stride`` apart, and each token is scored
     exactly once, in the first segment where it has the most context."""
-    if not 1 <= stride <= window:
-        raise ValueError(f"stride must be in [1, window={window}], got {stride}")
+    if not 1 <= stride < window:  # stride == window would leave each later segment's first
+        raise ValueError(f"stride must be in [1, window={window}), got {stride}")  # token unscored
     out, scored_to = [], 0
     for begin in range(0, max(1, len(ids)), stride):
         end = min(begin + window, len(ids))

@@ -3,12 +3,22 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _save(fig, path: Path, dpi: int) -> None:
+    """Write the PNG next to its target, then rename: never a half-written picture."""
+    path = Path(path)
+    tmp = path.with_name(f".{path.stem}.tmp.png")
+    fig.savefig(tmp, dpi=dpi)
+    plt.close(fig)
+    os.replace(tmp, path)
 
 
 def plot_quantile_curves(curves: dict[str, list[float]], percents: list[int], path: Path,
@@ -23,8 +33,7 @@ def plot_quantile_curves(curves: dict[str, list[float]], percents: list[int], pa
     ax.grid(alpha=0.3)
     ax.legend()
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, 120)
 
 
 def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
@@ -51,8 +60,7 @@ def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
     axes[0].legend(fontsize=8)
     axes[-1].set_xlabel(reward_name)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, 110)
 
 
 def _read_jsonl(path: Path) -> list[dict]:
@@ -80,8 +88,7 @@ def plot_training_curves(runs: dict[str, list[Path]], path: Path) -> None:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
+    _save(fig, path, 120)
 
 
 def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
@@ -99,8 +106,7 @@ def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
         ax.grid(alpha=0.3)
     axes[0].legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
+    _save(fig, path, 110)
 
 
 __all__ = ["plot_histograms", "plot_overopt_curves", "plot_quantile_curves",

@@ -70,8 +70,9 @@ class EvalConfig:
                "percentages in (0, 100]", self.tail_percents)
         _check(0 < self.cvar_alpha <= 1, "cvar_alpha", "in (0, 1]", self.cvar_alpha)
         _check(self.reference_texts >= 0, "reference_texts", ">= 0", self.reference_texts)
-        _check(1 <= self.ppl_stride <= self.ppl_window, "ppl_stride",
-               f"in [1, ppl_window={self.ppl_window}]", self.ppl_stride)
+        _check(self.ppl_window >= 2, "ppl_window", ">= 2", self.ppl_window)
+        _check(1 <= self.ppl_stride < self.ppl_window, "ppl_stride",
+               f"in [1, ppl_window={self.ppl_window})", self.ppl_stride)
         self.task.validate("task")
         self.reward.validate("reward")
         if self.models:
@@ -94,13 +95,25 @@ class EvalConfig:
         return out
 
 
-def _fingerprint(cfg: EvalConfig, path: str, seed: int, scorer: str) -> str:
-    """What a cached raw result depends on (not the tail settings, computed afterwards)."""
+def _model_stamp(path: str) -> list:
+    """Name, size and modification time of a local model folder's files (retrained in place ->
+    a different stamp); the name alone for hub ids and the built-in default."""
+    p = Path(path)
+    if not p.is_dir():
+        return [path]
+    return [str(p.resolve())] + [[f.name, f.stat().st_size, f.stat().st_mtime_ns]
+                                 for f in sorted(p.iterdir())
+                                 if f.is_file() and f.suffix in (".json", ".safetensors")]
+
+
+def _fingerprint(cfg: EvalConfig, path: str, seed: int, scorer: str, first: str) -> str:
+    """What a cached raw result depends on (not the tail settings, computed afterwards): the
+    model's files, the scorer, the prompt tokenizer's model, the seed and the sampling settings."""
     keep = {k: v for k, v in to_dict(cfg).items()
             if k in ("batch_size", "temperature", "top_k", "top_p", "reference_texts",
-                     "reference_label", "ppl_window", "ppl_stride", "scorer", "task", "reward")}
-    blob = json.dumps({"path": str(Path(path).resolve()) if Path(path).exists() else path,
-                       "seed": seed, "scorer_path": scorer, **keep}, sort_keys=True)
+                     "reference_label", "ppl_window", "ppl_stride", "task", "reward")}
+    blob = json.dumps({"model": _model_stamp(path), "seed": seed, "scorer": _model_stamp(scorer),
+                       "prompts_from": _model_stamp(first), **keep}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -182,7 +195,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             seed = cfg.seeds[i]
             progress.update(bar, description=f"eval {name} seed {seed}")
             cache = out / "raw" / f"{name}-seed{seed}.json"
-            key = _fingerprint(cfg, path, seed, cfg.scorer or first)
+            key = _fingerprint(cfg, path, seed, cfg.scorer or first, first)
             raw = json.loads(cache.read_text()) if cache.exists() else None
             if raw is None or raw.get("fingerprint") != key:
                 if scorer is None:

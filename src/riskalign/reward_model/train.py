@@ -70,6 +70,13 @@ def evaluate_pairs(model, tok, rows: list[Preference], max_length: int) -> float
     return pairwise_accuracy(chosen, rejected)
 
 
+def _member_settings(cfg: RewardTrainConfig) -> dict:
+    """What a trained member depends on besides its seed; a rerun with other values retrains."""
+    keep = ("data", "eval_data", "eval_fraction", "backbone", "epochs", "batch_size",
+            "learning_rate", "center_coef", "max_length", "reference_size")
+    return {k: getattr(cfg, k) for k in keep}
+
+
 def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Preference],
                  reference: list[str], member: int) -> dict:
     seed = cfg.seed + member
@@ -94,7 +101,8 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
         optim.step()
         losses.append(loss.item())
     ref_scores = score_texts(model, tok, reference, cfg.max_length)
-    info = {"path": f"member-{member}", "seed": seed, "train_pairs": len(train),
+    info = {"path": f"member-{member}", "seed": seed, "settings": _member_settings(cfg),
+            "train_pairs": len(train),
             "final_loss": sum(losses[-5:]) / len(losses[-5:]),
             "eval_accuracy": evaluate_pairs(model, tok, held, cfg.max_length) if held else None,
             "mean": ref_scores.mean().item(),
@@ -121,13 +129,15 @@ def train_reward_models(cfg: RewardTrainConfig) -> dict:
     else:
         train, held = split_preferences(rows, cfg.eval_fraction, cfg.seed)
     ref_rows = held or train
-    reference = (_texts(ref_rows, "chosen") + _texts(ref_rows, "rejected"))[:cfg.reference_size]
+    reference = [t for pair in zip(_texts(ref_rows, "chosen"), _texts(ref_rows, "rejected"))
+                 for t in pair][:cfg.reference_size]  # chosen and rejected alternate
     out = Path(cfg.output_dir)
     members = []
     for m in range(cfg.ensemble):
         done = out / f"member-{m}" / "member.json"
         info = json.loads(done.read_text()) if done.exists() else None
-        if info is None or info.get("seed") != cfg.seed + m:
+        if (info is None or info.get("seed") != cfg.seed + m
+                or info.get("settings") != _member_settings(cfg)):
             info = train_member(cfg, train, held, reference, m)
         acc = info["eval_accuracy"]
         print(f"member {m} (seed {info['seed']}): held-out pairwise accuracy "
