@@ -275,3 +275,33 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
     assert results["mean"]["start_gold"] == results["adaptive"]["start_gold"]
     for f in ("overopt_curves.png", "report.md", "prefs/train.jsonl", "ensemble/manifest.json"):
         assert (out / f).exists(), f
+
+
+def test_members_with_different_tokenizers_are_refused(ensemble_dir, tiny_model_dir, tmp_path):
+    import shutil
+    from pathlib import Path
+
+    mixed = tmp_path / "mixed"
+    shutil.copytree(ensemble_dir, mixed)
+    member = mixed / "member-1"
+    for f in member.iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "special_tokens")):
+            f.unlink()
+    for f in Path(tiny_model_dir).iterdir():
+        if f.name.startswith(("tokenizer", "vocab", "merges", "special_tokens")):
+            shutil.copy(f, member / f.name)
+    with pytest.raises(ValueError, match="member 1 uses a different tokenizer"):
+        EnsembleReward(mixed)
+
+
+def test_decoder_backbone_scores_at_the_last_real_token(tiny_model_dir):
+    from riskalign.reward_model.model import load_reward_model, score_texts
+
+    model, tok = load_reward_model(tiny_model_dir, seed=0)
+    assert type(model).__name__ == "LlamaForSequenceClassification"
+    texts = ["Good.", "This medicine helped me a lot and I would take it again."]
+    together = score_texts(model, tok, texts, batch_size=2)     # the short one is right-padded
+    alone = torch.cat([score_texts(model, tok, [t]) for t in texts])
+    assert torch.allclose(together, alone, atol=1e-5)
+    other, _ = load_reward_model(tiny_model_dir, seed=1)
+    assert not torch.allclose(score_texts(other, tok, texts), together)  # head depends on seed

@@ -67,7 +67,8 @@ class OveroptConfig:
                                                      label_noise=0.1, task=_task()),
         metadata={"help": "Synthetic preference pairs (policy and output_dir set here)."})
     reward: RewardTrainConfig = field(
-        default_factory=lambda: RewardTrainConfig(ensemble=5, epochs=2, max_length=64),
+        default_factory=lambda: RewardTrainConfig(ensemble=5, epochs=3, learning_rate=1e-4,
+                                                  max_length=64),
         metadata={"help": "Proxy ensemble training (data and output_dir set here)."})
     rl: RunConfig = field(default_factory=_rl_defaults,
                           metadata={"help": "PPO settings shared by every method."})
@@ -188,11 +189,13 @@ def _summary(curve: list[dict]) -> dict:
 
 def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) -> None:
     p = cfg.rl.ppo
+    pairs = sum(1 for ln in (out / "prefs" / "train.jsonl").read_text().splitlines() if ln)
     lines = ["# Reward over-optimisation study", "",
              f"Gold reward `{cfg.prefs.reward.kind or get_spec(cfg.rl.task.name).reward}` on "
              f"`{cfg.rl.task.name}`; proxy: {cfg.reward.ensemble} reward models "
-             f"(`{cfg.reward.backbone}`) trained on {cfg.prefs.train_pairs} gold-labelled pairs "
-             f"(label noise {cfg.prefs.label_noise:g}); PPO from `{cfg.policy}` with LoRA, "
+             f"(`{cfg.reward.backbone}`) trained on {pairs} gold-labelled pairs from "
+             f"{cfg.prefs.train_pairs} prompts (ties dropped; label noise "
+             f"{cfg.prefs.label_noise:g}); PPO from `{cfg.policy}` with LoRA, "
              f"{p.total_iterations} iterations of {p.batch_size}, lr {p.learning_rate:g}, "
              f"initial KL coefficient {p.init_kl_coef:g}, lambda {cfg.lam:g}; held-out figures on "
              f"{cfg.eval_prompts} prompts every {cfg.eval_every} iterations. Wall time "

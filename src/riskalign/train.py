@@ -98,7 +98,8 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo
                             for k in ("generate", "score", "forward", "update"))
         print(f"median s per iteration {summary['median_time_total']:.1f} (generation / scoring "
               f"/ no-grad forwards / update: {phases})")
-    print(f"{summary['seconds_per_iteration']:.1f} s/iteration with held-out scoring excluded, "
+    print(f"{summary['seconds_per_iteration']:.1f} s/iteration (wall time of the loop, per-step "
+          f"hooks included; before/after scoring excluded), "
           f"peak memory {summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     return summary
