@@ -40,3 +40,17 @@ def test_demo_runs_every_stage_and_resumes(tiny_model_dir, tmp_path, monkeypatch
     monkeypatch.setattr(demo_mod, "run_sft", fail)
     assert main(_args(tiny_model_dir, out)) == 0
     assert json.loads((out / "metrics.json").read_text()) == metrics
+
+
+def test_partial_override_keeps_the_sections_own_defaults():
+    from riskalign.config import load_config
+    from riskalign.demo import DemoConfig
+    from riskalign.eval.run import EvalConfig
+
+    cfg = load_config(None, ["rl.ppo.total_iterations=20", "eval.task.new_tokens=8"],
+                      cls=DemoConfig)
+    assert cfg.rl.ppo.total_iterations == 20
+    assert cfg.rl.model.lora.enabled and cfg.rl.ppo.learning_rate == 1e-3   # demo preset kept
+    assert cfg.rl.ppo.batch_size == 16 and cfg.rl.log.eval_prompts == 0
+    assert cfg.eval.task.new_tokens == 8 and cfg.eval.task.max_eval == 128
+    assert load_config(None, ["task.new_tokens=8"], cls=EvalConfig).task.max_eval == 128

@@ -278,16 +278,37 @@ def _coerce(value: Any, tp: Any, name: str) -> Any:
     return value
 
 
+def _field_default(f: dataclasses.Field) -> Any:
+    if f.default_factory is not dataclasses.MISSING:
+        return f.default_factory()
+    return f.default
+
+
 def _build(cls: type, data: dict, prefix: str = "") -> Any:
+    """``cls`` from ``data``. A nested section given only in part keeps the other values of the
+    field's own default (e.g. the demo's PPO preset), not those of the section's class."""
     hints = typing.get_type_hints(cls)
-    names = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(data) - names)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
     if unknown:
         where = f"{prefix}." if prefix else ""
         raise ConfigError(f"unknown config key '{where}{unknown[0]}' (allowed: "
-                          f"{', '.join(sorted(names))})")
-    kwargs = {k: _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k) for k, v in data.items()}
+                          f"{', '.join(sorted(fields))})")
+    kwargs = {}
+    for k, v in data.items():
+        default = _field_default(fields[k])
+        if isinstance(v, dict) and dataclasses.is_dataclass(default):
+            v = _deep_merge(dataclasses.asdict(default), v)
+        kwargs[k] = _coerce(v, hints[k], f"{prefix}.{k}" if prefix else k)
     return cls(**kwargs)
+
+
+def _deep_merge(base: dict, update: dict) -> dict:
+    out = dict(base)
+    for k, v in update.items():
+        out[k] = _deep_merge(out[k], v) if isinstance(v, dict) and isinstance(out.get(k),
+                                                                              dict) else v
+    return out
 
 
 def _parse_override(text: str) -> tuple[list[str], Any]:
