@@ -22,6 +22,19 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="List every config key with its default and help, then exit.")
 
 
+def _load(args, cls, **flags):
+    """The config for a command: --help-config prints the keys and gives None; --config, the
+    key=value overrides, then each given flag (as ``key=value``) are applied in that order."""
+    from .config import describe, load_config
+
+    if args.help_config:
+        print("\n".join(describe(cls)))
+        return None
+    overrides = list(args.overrides)
+    overrides += [f"{k}={v}" for k, v in flags.items() if v not in (None, [], False)]
+    return load_config(args.config, overrides, cls=cls)
+
+
 def cmd_assets(args) -> None:
     from .assets import prepare_default_policy
 
@@ -31,42 +44,29 @@ def cmd_assets(args) -> None:
 
 
 def cmd_ppo(args) -> None:
-    from .config import describe, load_config
+    from .config import RunConfig
     from .train import run_ppo
 
-    if args.help_config:
-        print("\n".join(describe()))
-        return
-    cfg = load_config(args.config, args.overrides)
-    if args.output_dir:
-        cfg.output_dir = args.output_dir
-    run_ppo(cfg, resume=args.resume)
+    cfg = _load(args, RunConfig, output_dir=args.output_dir)
+    if cfg is not None:
+        run_ppo(cfg, resume=args.resume)
 
 
 def cmd_sft(args) -> None:
     from .sft import SFTConfig, run_sft
-    from .config import describe, load_config
 
-    if args.help_config:
-        print("\n".join(describe(SFTConfig)))
-        return
-    cfg = load_config(args.config, args.overrides, cls=SFTConfig)
-    run_sft(cfg)
+    cfg = _load(args, SFTConfig)
+    if cfg is not None:
+        run_sft(cfg)
 
 
 def cmd_eval(args) -> None:
-    from .config import describe, load_config
     from .eval.run import EvalConfig, run_eval
 
-    if args.help_config:
-        print("\n".join(describe(EvalConfig)))
+    seeds = f"[{','.join(str(s) for s in args.seeds)}]" if args.seeds else None
+    cfg = _load(args, EvalConfig, seeds=seeds, output_dir=args.output_dir)
+    if cfg is None:
         return
-    overrides = list(args.overrides)
-    if args.seeds:
-        overrides.append(f"seeds=[{','.join(str(s) for s in args.seeds)}]")
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    cfg = load_config(args.config, overrides, cls=EvalConfig)
     cfg.models += args.model or []
     cfg.validate()
     result = run_eval(cfg)
@@ -92,56 +92,36 @@ def _print_metrics(result: dict) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .config import describe, load_config
     from .demo import DemoConfig, run_demo
 
-    if args.help_config:
-        print("\n".join(describe(DemoConfig)))
-        return
-    overrides = list(args.overrides)
-    if args.seeds:
-        overrides.append(f"seeds={args.seeds}")
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    _print_metrics(run_demo(load_config(args.config, overrides, cls=DemoConfig)))
+    cfg = _load(args, DemoConfig, seeds=args.seeds, output_dir=args.output_dir)
+    if cfg is not None:
+        _print_metrics(run_demo(cfg))
 
 
 def cmd_reward(args) -> None:
-    from .config import describe, load_config
     from .reward_model.train import RewardTrainConfig, train_reward_models
 
-    if args.help_config:
-        print("\n".join(describe(RewardTrainConfig)))
-        return
-    overrides = list(args.overrides)
-    if args.ensemble:
-        overrides.append(f"ensemble={args.ensemble}")
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    train_reward_models(load_config(args.config, overrides, cls=RewardTrainConfig))
+    cfg = _load(args, RewardTrainConfig, ensemble=args.ensemble, output_dir=args.output_dir)
+    if cfg is not None:
+        train_reward_models(cfg)
 
 
 def cmd_prefs(args) -> None:
-    from .config import describe, load_config
     from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
 
-    if args.help_config:
-        print("\n".join(describe(SyntheticPrefsConfig)))
-        return
-    make_synthetic_preferences(load_config(args.config, args.overrides, cls=SyntheticPrefsConfig))
+    cfg = _load(args, SyntheticPrefsConfig)
+    if cfg is not None:
+        make_synthetic_preferences(cfg)
 
 
 def cmd_overopt(args) -> None:
-    from .config import describe, load_config
     from .overopt import OveroptConfig, run_overopt
 
-    if args.help_config:
-        print("\n".join(describe(OveroptConfig)))
+    cfg = _load(args, OveroptConfig, output_dir=args.output_dir)
+    if cfg is None:
         return
-    overrides = list(args.overrides)
-    if args.output_dir:
-        overrides.append(f"output_dir={args.output_dir}")
-    results = run_overopt(load_config(args.config, overrides, cls=OveroptConfig))
+    results = run_overopt(cfg)
     from rich.console import Console
     from rich.table import Table
 

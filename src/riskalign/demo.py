@@ -35,10 +35,16 @@ def _sft_defaults() -> SFTConfig:
                      model=ModelConfig(lora=LoraConfig(enabled=True)), task=TaskConfig(name=TASK))
 
 
-def _rl_defaults() -> RunConfig:
+def cpu_task() -> TaskConfig:
+    """Short prompts and fixed-length completions: 16 prompt tokens, 24 new tokens."""
+    return TaskConfig(name=TASK, prompt_tokens=16, new_tokens=24, min_new_tokens=24)
+
+
+def cpu_rl_defaults() -> RunConfig:
+    """The CPU PPO preset of the demo (and the overopt study): LoRA on the 135M policy."""
     cfg = RunConfig(threads=2)
     cfg.model.lora.enabled = True
-    cfg.task = TaskConfig(name=TASK, prompt_tokens=16, new_tokens=24, min_new_tokens=24)
+    cfg.task = cpu_task()
     p = cfg.ppo
     p.learning_rate, p.batch_size, p.mini_batch_size, p.forward_batch_size = 1e-3, 16, 8, 16
     p.ppo_epochs, p.total_iterations, p.init_kl_coef = 2, 12, 0.05
@@ -47,8 +53,9 @@ def _rl_defaults() -> RunConfig:
 
 
 def _eval_defaults() -> EvalConfig:
-    return EvalConfig(task=TaskConfig(name=TASK, prompt_tokens=16, new_tokens=24,
-                                      min_new_tokens=24, max_eval=128))
+    task = cpu_task()
+    task.max_eval = 128
+    return EvalConfig(task=task)
 
 
 @dataclass
@@ -60,7 +67,7 @@ class DemoConfig:
     sft: SFTConfig = field(default_factory=_sft_defaults,
                            metadata={"help": "SFT stage (model.policy and output_dir are set by "
                                              "the demo)."})
-    rl: RunConfig = field(default_factory=_rl_defaults,
+    rl: RunConfig = field(default_factory=cpu_rl_defaults,
                           metadata={"help": "PPO settings shared by RLHF and RA-RLHF (policy, "
                                             "seed and output_dir are set by the demo)."})
     risk: RiskConfig = field(default_factory=lambda: RiskConfig(alpha=0.4, warm_start=2, rho=0.75),

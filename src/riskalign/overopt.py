@@ -23,9 +23,11 @@ import torch
 from rich.console import Console
 
 from .atomic import write_text
-from .config import RunConfig, TaskConfig, _check, opt
+from .config import RunConfig, _check, opt
+from .demo import cpu_rl_defaults, cpu_task
 from .eval.plots import plot_overopt_curves
-from .ppo.rollout import collect
+from .models import load_policy, load_tokenizer
+from .ppo.rollout import GenerationSettings, collect
 from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
 from .reward_model.train import MANIFEST, RewardTrainConfig, train_reward_models
 from .rewards import build_reward
@@ -34,21 +36,10 @@ from .rewards.shaping import ENSEMBLE_METHODS, PlainShaper
 from .tasks import get_spec, load_task
 from .train import run_ppo
 
-TASK = "drugreview-sentiment"
-
-
-def _task() -> TaskConfig:
-    return TaskConfig(name=TASK, prompt_tokens=16, new_tokens=24, min_new_tokens=24)
-
 
 def _rl_defaults() -> RunConfig:
-    cfg = RunConfig(threads=2)
-    cfg.model.lora.enabled = True
-    cfg.task = _task()
-    p = cfg.ppo
-    p.learning_rate, p.batch_size, p.mini_batch_size, p.forward_batch_size = 1e-3, 16, 8, 16
-    p.ppo_epochs, p.total_iterations, p.init_kl_coef = 2, 24, 0.05
-    cfg.log.eval_prompts, cfg.log.checkpoint_every = 0, 4
+    cfg = cpu_rl_defaults()
+    cfg.ppo.total_iterations, cfg.log.checkpoint_every = 24, 4
     return cfg
 
 
@@ -64,7 +55,7 @@ class OveroptConfig:
     threads: int = opt(2, "torch CPU threads.")
     prefs: SyntheticPrefsConfig = field(
         default_factory=lambda: SyntheticPrefsConfig(train_pairs=256, test_pairs=64,
-                                                     label_noise=0.1, task=_task()),
+                                                     label_noise=0.1, task=cpu_task()),
         metadata={"help": "Synthetic preference pairs (policy and output_dir set here)."})
     reward: RewardTrainConfig = field(
         default_factory=lambda: RewardTrainConfig(ensemble=5, epochs=3, learning_rate=1e-4,
@@ -91,14 +82,16 @@ class OveroptConfig:
 class HeldOutProbe:
     """Gold reward, proxy reward and KL of fresh samples on fixed held-out prompts."""
 
-    def __init__(self, prompts: list[str], gold, proxy: EnsembleReward, seed: int):
+    def __init__(self, prompts: list[str], gold, proxy: EnsembleReward, seed: int,
+                 gen: GenerationSettings, batch_size: int):
         self.prompts, self.gold, self.proxy, self.seed = prompts, PlainShaper(gold), proxy, seed
+        self.gen, self.batch_size = gen, batch_size
 
-    def __call__(self, trainer) -> dict:
+    def __call__(self, policy, ref, tokenizer) -> dict:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(self.seed)
-            ro = collect(trainer.policy, trainer.ref, trainer.tokenizer, self.gold, self.prompts,
-                         trainer.gen, trainer.cfg.ppo.forward_batch_size, {})
+            ro = collect(policy, ref, tokenizer, self.gold, self.prompts, self.gen,
+                         self.batch_size, {})
         proxy = self.proxy(ro.prompts, ro.completions)
         return {"heldout_gold": ro.scores.mean().item(), "heldout_proxy": proxy.mean().item(),
                 "heldout_kl": (ro.logprobs - ro.ref_logprobs).sum(1).mean().item()}
@@ -127,14 +120,16 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     torch.set_num_threads(cfg.threads)
     gold = build_reward(prefs.reward, get_spec(prefs.task.name).reward)  # the labeller
     proxy = EnsembleReward(out / "ensemble", cfg.rl.reward.target, cfg.rl.reward.batch_size)
-    from .models import load_tokenizer
-
-    task = load_task(cfg.rl.task, load_tokenizer(cfg.policy), cfg.rl.seed)
-    probe = HeldOutProbe(task.test.texts[:cfg.eval_prompts], gold, proxy, cfg.rl.seed + 777)
+    tokenizer = load_tokenizer(cfg.policy)
+    task = load_task(cfg.rl.task, tokenizer, cfg.rl.seed)
+    p = cfg.rl.ppo
+    gen = GenerationSettings(task.new_tokens, task.min_new_tokens, p.temperature, p.top_k, p.top_p)
+    probe = HeldOutProbe(task.test.texts[:cfg.eval_prompts], gold, proxy, cfg.rl.seed + 777, gen,
+                         p.forward_batch_size)
 
     def on_step(trainer, stats: dict) -> None:
         if stats["iteration"] % cfg.eval_every == 0 or stats["iteration"] == trainer.total:
-            stats.update(probe(trainer))
+            stats.update(probe(trainer.policy, trainer.ref, trainer.tokenizer))
 
     curves = {}
     for i, method in enumerate(cfg.methods):
@@ -145,7 +140,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
         rl.reward.kind, rl.reward.model = "ensemble", str(out / "ensemble")
         rl.reward.ensemble_method, rl.reward.lam = method, cfg.lam
         run_dir = Path(rl.output_dir)
-        start = _start_point(out, cfg, probe)
+        start = _start_point(out, cfg, probe, tokenizer)
         if not (run_dir / "summary.json").exists():
             run_ppo(rl, resume=(run_dir / "checkpoints" / "latest").exists(), title=method,
                     on_step=on_step)
@@ -162,18 +157,15 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     return results
 
 
-def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe) -> dict:
+def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer) -> dict:
     """Held-out figures of the starting policy (iteration 0), computed once."""
     f = out / "start.json"
     if f.exists():
         return json.loads(f.read_text())
-    from .train import build_trainer
-
-    rl = copy.deepcopy(cfg.rl)
-    rl.model.policy, rl.output_dir = cfg.policy, str(out / "start")
-    rl.reward.kind, rl.reward.model = "ensemble", str(out / "ensemble")
-    trainer, _ = build_trainer(rl)
-    figures = probe(trainer)
+    model = copy.deepcopy(cfg.rl.model)
+    model.policy = cfg.policy
+    policy, ref = load_policy(model)
+    figures = probe(policy, ref, tokenizer)
     write_text(f, json.dumps(figures))
     return figures
 

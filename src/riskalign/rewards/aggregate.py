@@ -22,7 +22,7 @@ class EnsembleError(ValueError):
     """Ensemble scores or settings that cannot be combined. The message names the cause."""
 
 
-def _check_scores(scores: torch.Tensor) -> None:
+def check_member_scores(scores: torch.Tensor) -> None:
     if scores.dim() != 2:
         raise EnsembleError(f"ensemble scores must have shape [members, batch], got "
                             f"{tuple(scores.shape)}")
@@ -34,7 +34,7 @@ def _check_scores(scores: torch.Tensor) -> None:
 
 def member_variance(scores: torch.Tensor) -> torch.Tensor:
     """Population variance over members (ddof 0): [M, B] -> [B]. Needs M >= 2."""
-    _check_scores(scores)
+    check_member_scores(scores)
     if scores.shape[0] < 2:
         raise EnsembleError("the variance over ensemble members needs at least 2 members, got 1")
     return scores.var(dim=0, unbiased=False)
@@ -42,7 +42,7 @@ def member_variance(scores: torch.Tensor) -> torch.Tensor:
 
 def aggregate_rewards(scores: torch.Tensor, method: str, lam: float = 0.5) -> torch.Tensor:
     """Member scores [M, B] -> one reward per sample [B]."""
-    _check_scores(scores)
+    check_member_scores(scores)
     if method == "mean":
         return scores.mean(0)
     if method == "min":
@@ -72,5 +72,5 @@ def first_batch_scale(variance: torch.Tensor, lam: float) -> float:
     return b
 
 
-__all__ = ["METHODS", "EnsembleError", "aggregate_rewards", "first_batch_scale",
+__all__ = ["METHODS", "EnsembleError", "aggregate_rewards", "check_member_scores", "first_batch_scale",
            "member_variance", "uncertainty_weights"]

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .aggregate import (EnsembleError, aggregate_rewards, first_batch_scale, member_variance,
+from .aggregate import (EnsembleError, aggregate_rewards, check_member_scores, first_batch_scale, member_variance,
                         uncertainty_weights)
 from .base import checked_scores
 
@@ -94,7 +94,7 @@ class EnsembleShaper(RewardShaper):
         stats = {"ensemble_std_mean": (member_variance(scores).sqrt().mean().item()
                                        if len(scores) > 1 else 0.0)}
         if self.method == "single":
-            aggregate_rewards(scores, "mean")  # checks every member's scores are finite
+            check_member_scores(scores)
             return ShapedReward(scores[self.member].clone(), stats=stats)
         if self.method != "adaptive":
             return ShapedReward(aggregate_rewards(scores, self.method, self.lam), stats=stats)
