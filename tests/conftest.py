@@ -1,4 +1,5 @@
-"""Shared fixtures: the real SmolLM2 tokenizer and tiny randomly initialised Llama models."""
+"""Shared fixtures: the real SmolLM2 and MiniLM tokenizers with tiny randomly initialised Llama
+and BERT models."""
 
 from __future__ import annotations
 
@@ -37,5 +38,22 @@ def tiny_model_dir(tmp_path_factory, tokenizer_dir):
     model = LlamaForCausalLM(cfg)
     d = tmp_path_factory.mktemp("tiny")
     model.save_pretrained(str(d), safe_serialization=True)
+    tok.save_pretrained(str(d))
+    return str(d)
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(tmp_path_factory):
+    """A 2-layer BERT (hidden 32) with all-MiniLM-L6-v2's WordPiece tokenizer."""
+    from transformers import AutoTokenizer, BertConfig, BertModel
+
+    from riskalign.assets import minilm_dir
+
+    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
+    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
+                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
+    torch.manual_seed(0)
+    d = tmp_path_factory.mktemp("tiny-encoder")
+    BertModel(cfg).save_pretrained(str(d), safe_serialization=True)
     tok.save_pretrained(str(d))
     return str(d)

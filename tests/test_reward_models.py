@@ -37,23 +37,6 @@ def _write(path, rows):
 
 
 @pytest.fixture(scope="session")
-def tiny_encoder_dir(tmp_path_factory):
-    """A 2-layer BERT (hidden 32) with all-MiniLM-L6-v2's WordPiece tokenizer."""
-    from transformers import AutoTokenizer, BertConfig, BertModel
-
-    from riskalign.assets import minilm_dir
-
-    tok = AutoTokenizer.from_pretrained(str(minilm_dir()))
-    cfg = BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=2,
-                     num_attention_heads=2, intermediate_size=64, max_position_embeddings=128)
-    torch.manual_seed(0)
-    d = tmp_path_factory.mktemp("tiny-encoder")
-    BertModel(cfg).save_pretrained(str(d), safe_serialization=True)
-    tok.save_pretrained(str(d))
-    return str(d)
-
-
-@pytest.fixture(scope="session")
 def ensemble_dir(tiny_encoder_dir, tmp_path_factory):
     d = tmp_path_factory.mktemp("prefs")
     train, test = _write(d / "train.jsonl", _pairs(96, 0)), _write(d / "test.jsonl", _pairs(40, 1))

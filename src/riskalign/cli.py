@@ -1,4 +1,5 @@
-"""Command line: ``riskalign assets | ppo | sft | eval | demo | reward | prefs | overopt | generate``."""
+"""Command line: ``riskalign assets | ppo | sft | eval | demo | reward | prefs | overopt | rlaif |
+generate``."""
 
 from __future__ import annotations
 
@@ -134,6 +135,18 @@ def cmd_overopt(args) -> None:
     Console().print(table)
 
 
+def cmd_rlaif(args) -> None:
+    from .rlaif.config import RLAIFConfig
+    from .rlaif.pipeline import run_rlaif
+
+    if args.stage and "=" in args.stage:  # no stage given, only overrides
+        args.overrides, args.stage = [args.stage, *args.overrides], None
+    cfg = _load(args, RLAIFConfig, output_dir=args.output_dir, policy=args.policy,
+                judge=args.judge)
+    if cfg is not None:
+        run_rlaif(cfg, args.stage or "all", force=args.force)
+
+
 def cmd_generate(args) -> None:
     import torch
 
@@ -202,6 +215,18 @@ def build_parser() -> argparse.ArgumentParser:
     _add_config_args(p)
     p.add_argument("--output-dir", help="Output folder (default runs/overopt).")
     p.set_defaults(fn=cmd_overopt)
+    p = sub.add_parser("rlaif", help="Virtue-based RLAIF: constitutional SFT, AI-judged "
+                       "preferences for action, motivation and consequence, three reward models "
+                       "and PPO on their UWO combination, then a before/after evaluation.")
+    p.add_argument("stage", nargs="?", metavar="STAGE",
+                   help="all (default) or one of: prompts, sft-data, sft, labels, reward, ppo, "
+                        "eval. Finished stages are skipped.")
+    _add_config_args(p)
+    p.add_argument("--policy", help="Chat model to train (same as policy=...).")
+    p.add_argument("--judge", help="Chat model that labels preferences (same as judge=...).")
+    p.add_argument("--output-dir", help="Output folder (default runs/rlaif).")
+    p.add_argument("--force", action="store_true", help="Redo the stage(s) even if done.")
+    p.set_defaults(fn=cmd_rlaif)
     p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
     p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")
     p.add_argument("--prompt", action="append", help="A prompt (repeatable); else read stdin.")

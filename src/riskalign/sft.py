@@ -1,7 +1,9 @@
-"""``riskalign sft``: next-token fine-tuning on a task's positive / non-toxic texts or a text file.
+"""``riskalign sft``: next-token fine-tuning on a task's positive / non-toxic texts, a text file,
+or (prompt, response) pairs rendered with the model's chat template.
 
 A small loop (causal LM loss on right-padded batches, AdamW, optional LoRA) so that it shares the
-model loading, seeding and safetensors saving of the PPO path.
+model loading, seeding and safetensors saving of the PPO path. For pairs the loss covers the
+response tokens only (the chat prompt is masked out).
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ class SFTConfig:
     output_dir: str = opt("runs/sft", "Where the fine-tuned model is saved.")
     text_file: str | None = opt(None, "Plain-text file, one training text per line (instead of "
                                       "the task's positive texts).")
+    pairs_file: str | None = opt(None, "jsonl with 'prompt' and 'response' per line: chat SFT on "
+                                       "the responses (needs a tokenizer with a chat template).")
     label: int = opt(1, "Task texts with this label are used (1 = positive / non-toxic).")
     max_texts: int | None = opt(None, "Use at most this many texts.")
     max_tokens: int = opt(128, "Texts are truncated to this many tokens.")
@@ -61,6 +65,49 @@ def training_texts(cfg: SFTConfig) -> list[str]:
     return texts
 
 
+def training_pairs(cfg: SFTConfig, tok) -> list[tuple[str, str]]:
+    """(prefix, target) examples; the loss covers the target. Plain texts have no prefix."""
+    if not cfg.pairs_file:
+        return [("", t) for t in training_texts(cfg)]
+    from .rlaif.chat import chat_prompt
+    from .tasks.files import read_records
+
+    p = Path(cfg.pairs_file)
+    if not p.is_file():
+        raise DataError(f"pairs_file not found: {p}")
+    pairs = []
+    for n, row in enumerate(read_records(p), start=1):
+        prompt, response = row.get("prompt"), row.get("response")
+        if not (isinstance(prompt, str) and prompt.strip() and isinstance(response, str)
+                and response.strip()):
+            raise DataError(f"{p} row {n}: needs non-empty 'prompt' and 'response' text")
+        pairs.append((chat_prompt(tok, [{"role": "user", "content": prompt}], str(p)),
+                      response))
+    if not pairs:
+        raise DataError(f"{p}: no rows")
+    return pairs[:cfg.max_texts] if cfg.max_texts else pairs
+
+
+def encode_pairs(tok, pairs: list[tuple[str, str]], max_tokens: int
+                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Right-padded ids, attention mask and labels [B, L]; labels are -100 on prefix and pad."""
+    rows = []
+    for prefix, target in pairs:
+        pre = tok(prefix, add_special_tokens=False).input_ids if prefix else []
+        tgt = tok(target + tok.eos_token, add_special_tokens=False).input_ids
+        ids = (pre + tgt)[:max_tokens]
+        rows.append((ids, [-100] * len(pre) + tgt))
+    L = max(len(ids) for ids, _ in rows)
+    ids = torch.full((len(rows), L), tok.pad_token_id, dtype=torch.long)
+    labels = torch.full((len(rows), L), -100, dtype=torch.long)
+    mask = torch.zeros((len(rows), L), dtype=torch.long)
+    for i, (r, lab) in enumerate(rows):
+        ids[i, :len(r)] = torch.tensor(r)
+        labels[i, :len(r)] = torch.tensor(lab[:len(r)])
+        mask[i, :len(r)] = 1
+    return ids, mask, labels
+
+
 def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     """Fine-tune and save the model (merged when LoRA is used) to ``cfg.output_dir``; the folder
     appears only once it is complete."""
@@ -68,8 +115,8 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
         torch.set_num_threads(threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
-    texts = training_texts(cfg)
     tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
+    texts = training_pairs(cfg, tok)
     lm = load_causal_lm(cfg.model.policy, cfg.model.dtype, cfg.model.trust_remote_code)
     if cfg.model.lora.enabled:
         lm = apply_lora(lm, cfg.model.lora)
@@ -81,11 +128,9 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     for epoch, start in track(steps, description="sft"):
         if start == 0:
             random.Random(cfg.seed + epoch).shuffle(order)
-        batch = [texts[j] + tok.eos_token for j in order[start:start + cfg.batch_size]]
-        enc = tok(batch, return_tensors="pt", padding=True, truncation=True,
-                  max_length=cfg.max_tokens, padding_side="right", add_special_tokens=False)
-        labels = enc.input_ids.masked_fill(enc.attention_mask == 0, -100)
-        loss = lm(**enc, labels=labels).loss
+        ids, mask, labels = encode_pairs(tok, [texts[j] for j in order[start:start + cfg.batch_size]],
+                                         cfg.max_tokens)
+        loss = lm(input_ids=ids, attention_mask=mask, labels=labels).loss
         opt_.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_([p for p in lm.parameters() if p.requires_grad], 1.0)
@@ -105,4 +150,4 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     return out
 
 
-__all__ = ["SFTConfig", "run_sft", "training_texts"]
+__all__ = ["SFTConfig", "encode_pairs", "run_sft", "training_pairs", "training_texts"]

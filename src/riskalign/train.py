@@ -51,14 +51,15 @@ def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
 
 
 def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo",
-            on_step=None) -> dict:
+            on_step=None, build=build_trainer) -> dict:
     """Train; write metrics.jsonl, checkpoints, final/ and summary.json under cfg.output_dir.
 
     ``on_step(trainer, stats)`` runs after each iteration, before the stats are logged (it may
-    add keys, e.g. held-out figures)."""
+    add keys, e.g. held-out figures). ``build(cfg, select) -> (trainer, task)`` makes the trainer
+    (the default reads the task and reward from the config; RLAIF brings its own)."""
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    trainer, task = build_trainer(cfg, select)
+    trainer, task = build(cfg, select)
     resumed = trainer.resume() if resume else False
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     n_eval = min(cfg.log.eval_prompts, len(task.test))

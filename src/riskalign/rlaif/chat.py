@@ -1,0 +1,99 @@
+"""A causal LM used through its chat template: sampled replies and next-token label probabilities.
+
+Conversations are lists of ``{"role": "user" | "assistant", "content": str}``. Prompts are
+left-padded so that a batch ends where the reply begins.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import torch
+
+from ..models import position_ids_from_mask
+
+
+class ChatTemplateError(ValueError):
+    """The model's tokenizer has no chat template."""
+
+
+def chat_prompt(tokenizer, messages: list[dict], name: str = "model") -> str:
+    """The text the model continues to answer ``messages``: [..., user] -> '<template>assistant\\n'."""
+    if not getattr(tokenizer, "chat_template", None):
+        raise ChatTemplateError(f"{name}: the tokenizer has no chat template; RLAIF needs a chat "
+                                f"model (e.g. an *-Instruct checkpoint) for this role")
+    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+
+
+class ChatModel:
+    """Generation and label probabilities for one role (policy, reviser or judge)."""
+
+    def __init__(self, lm, tokenizer, name: str = "model", batch_size: int = 16,
+                 temperature: float = 0.7, top_p: float = 0.95):
+        self.lm, self.tok, self.name = lm, tokenizer, name
+        self.batch_size, self.temperature, self.top_p = batch_size, temperature, top_p
+
+    def prompt(self, messages: list[dict]) -> str:
+        return chat_prompt(self.tok, messages, self.name)
+
+    def _encode(self, texts: list[str]):
+        return self.tok(texts, return_tensors="pt", padding=True, padding_side="left",
+                        add_special_tokens=False)
+
+    @contextlib.contextmanager
+    def _eval(self):
+        was = self.lm.training
+        self.lm.eval()
+        try:
+            with torch.no_grad():
+                yield
+        finally:
+            self.lm.train(was)
+
+    def reply(self, conversations: list[list[dict]], max_new_tokens: int,
+              sample: bool = True, min_new_tokens: int = 1) -> list[str]:
+        """One reply per conversation (sampled, or greedy with ``sample=False``), stripped."""
+        from transformers import GenerationConfig
+
+        cfg = GenerationConfig(do_sample=sample, temperature=self.temperature if sample else None,
+                               top_p=self.top_p if sample else None, top_k=0 if sample else None,
+                               max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
+                               eos_token_id=self.tok.eos_token_id,
+                               pad_token_id=self.tok.pad_token_id)
+        texts = [self.prompt(m) for m in conversations]
+        out = []
+        with self._eval():
+            for i in range(0, len(texts), self.batch_size):
+                enc = self._encode(texts[i:i + self.batch_size])
+                gen = self.lm.generate(**enc, generation_config=cfg)
+                new = gen[:, enc.input_ids.shape[1]:]
+                out += [s.strip() for s in self.tok.batch_decode(new, skip_special_tokens=True)]
+        return out
+
+    def label_ids(self, labels: tuple[str, ...]) -> list[int]:
+        """The single token id of each label (as the reply's first token); error if not one."""
+        ids = []
+        for lab in labels:
+            t = self.tok.encode(lab, add_special_tokens=False)
+            if len(t) != 1:
+                raise ValueError(f"{self.name}: judge label {lab!r} is {len(t)} tokens; the "
+                                 f"log-prob judge needs single-token labels")
+            ids.append(t[0])
+        return ids
+
+    def label_probs(self, conversations: list[list[dict]], labels: tuple[str, ...]) -> torch.Tensor:
+        """Softmax over the labels' logits at the reply's first token: [N, len(labels)]."""
+        ids = self.label_ids(labels)
+        texts = [self.prompt(m) for m in conversations]
+        probs = []
+        with self._eval():
+            for i in range(0, len(texts), self.batch_size):
+                enc = self._encode(texts[i:i + self.batch_size])
+                logits = self.lm(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
+                                 position_ids=position_ids_from_mask(enc.attention_mask),
+                                 logits_to_keep=1, use_cache=False).logits[:, -1].float()
+                probs.append(torch.softmax(logits[:, ids], dim=-1))
+        return torch.cat(probs) if probs else torch.zeros(0, len(labels))
+
+
+__all__ = ["ChatModel", "ChatTemplateError", "chat_prompt"]

@@ -1,0 +1,93 @@
+"""``RLAIFConfig``: every setting of ``riskalign rlaif``, with CPU-sized defaults.
+
+The nested ``sft``, ``reward`` and ``rl`` sections are the ordinary SFT, reward-model and PPO
+configs; the pipeline fills in their data, model and output paths itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ..assets import DEFAULT_POLICY
+from ..config import LoraConfig, ModelConfig, RunConfig, _check, opt
+from ..reward_model.train import RewardTrainConfig
+from ..sft import SFTConfig
+
+STAGES = ("prompts", "sft-data", "sft", "labels", "reward", "ppo", "eval")
+
+
+def _sft_defaults() -> SFTConfig:
+    return SFTConfig(learning_rate=5e-4, max_tokens=160, batch_size=8, epochs=2,
+                     model=ModelConfig(lora=LoraConfig(enabled=True)))
+
+
+def _reward_defaults() -> RewardTrainConfig:
+    return RewardTrainConfig(epochs=3, learning_rate=1e-4, max_length=192, batch_size=16,
+                             eval_fraction=0.15)
+
+
+def _rl_defaults() -> RunConfig:
+    """LoRA PPO on the 135M chat model, 12 iterations of 16 prompts (as the CPU demo)."""
+    cfg = RunConfig(threads=2)
+    cfg.model.lora.enabled = True
+    p = cfg.ppo
+    p.learning_rate, p.batch_size, p.mini_batch_size, p.forward_batch_size = 1e-3, 16, 8, 16
+    p.ppo_epochs, p.total_iterations, p.init_kl_coef, p.temperature = 2, 12, 0.05, 0.7
+    cfg.log.eval_prompts, cfg.log.checkpoint_every = 0, 2
+    return cfg
+
+
+@dataclass
+class RLAIFConfig:
+    output_dir: str = opt("runs/rlaif", "Folder of every stage's output.")
+    seed: int = opt(0, "Seed of the prompt split, sampling, virtue draws and training.")
+    threads: int | None = opt(2, "torch CPU threads.")
+    policy: str = opt(DEFAULT_POLICY, "Chat model that answers, critiques, revises and is "
+                                      "trained: smollm2-135m (offline), a folder or a hub id.")
+    judge: str | None = opt(None, "Chat model that labels the preferences (default: policy).")
+    eval_judge: str | None = opt(None, "Judge of the after-vs-before win rate (default: judge); it "
+                                       "answers a general question, not the virtue questions.")
+    prompts: str | None = opt(None, "Prompts: .txt (one per line), .jsonl/.csv/.parquet with "
+                                    "'prompt' (or HH-RLHF 'chosen'), or a cached hub dataset; "
+                                    "default: the shipped red-teaming set.")
+    held_out: int = opt(32, "Prompts held out for the evaluation.")
+    constitution: str | None = opt(None, "Constitution YAML (default: the six virtues).")
+    sft_prompts: int = opt(64, "Training prompts answered, critiqued and revised for SFT.")
+    label_prompts: int = opt(96, "Training prompts whose answer pairs the judge labels.")
+    answer_tokens: int = opt(48, "Maximum tokens of an answer or a revision.")
+    critique_tokens: int = opt(48, "Maximum tokens of a critique.")
+    follow_up_tokens: int = opt(32, "Maximum tokens of a motivation or consequence reply.")
+    temperature: float = opt(0.7, "Sampling temperature of answers, critiques and follow-ups.")
+    batch_size: int = opt(16, "Sequences per generation or judge forward batch.")
+    judge_mode: str = opt("logprob", "logprob (label probabilities in one forward pass) or "
+                                     "generate (a short reply parsed strictly).")
+    virtues_per_comparison: int = opt(2, "Virtues sampled per pair and aspect; the judge's "
+                                         "order-debiased probabilities are averaged over them.")
+    tie_margin: float = opt(0.02, "A pair whose P(a better) is within this of 1/2 is a tie and "
+                                  "dropped.")
+    lam: float = opt(0.5, "lambda of the UWO reward mean - lambda * variance over the aspects.")
+    load_in_4bit: bool = opt(False, "Load the policy in 4 bits with bitsandbytes (CUDA only; "
+                                    "ignored with a warning on CPU).")
+    sft: SFTConfig = field(default_factory=_sft_defaults,
+                           metadata={"help": "Constitutional SFT (LoRA) settings."})
+    reward: RewardTrainConfig = field(default_factory=_reward_defaults,
+                                      metadata={"help": "Aspect reward-model settings."})
+    rl: RunConfig = field(default_factory=_rl_defaults,
+                          metadata={"help": "PPO settings (risk.alpha < 1 adds RA-RLHF)."})
+
+    def validate(self) -> "RLAIFConfig":
+        for k in ("held_out", "sft_prompts", "label_prompts", "answer_tokens", "critique_tokens",
+                  "follow_up_tokens", "batch_size", "virtues_per_comparison"):
+            _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))
+        _check(self.temperature > 0, "temperature", "> 0", self.temperature)
+        _check(self.judge_mode in ("logprob", "generate"), "judge_mode",
+               "'logprob' or 'generate'", self.judge_mode)
+        _check(0 <= self.tie_margin < 0.5, "tie_margin", "in [0, 0.5)", self.tie_margin)
+        _check(self.lam >= 0, "lam", ">= 0", self.lam)
+        self.sft.validate()
+        self.reward.validate()
+        self.rl.validate()
+        return self
+
+
+__all__ = ["RLAIFConfig", "STAGES"]

@@ -1,0 +1,267 @@
+"""``riskalign rlaif``: the virtue-based RLAIF pipeline, stage by stage.
+
+Stages and outputs under ``output_dir`` (a stage is skipped when its output exists; PPO resumes
+from its checkpoints):
+1. ``prompts``: seeded split -> ``prompts/train.jsonl``, ``prompts/held_out.jsonl``;
+2. ``sft-data``: answer, critique and revise (``critique``) -> ``sft_data.jsonl``;
+3. ``sft``: LoRA SFT of the policy on (prompt, revision) -> ``sft/``;
+4. ``labels``: answer pairs, follow-ups and judge labels (``labelling``) ->
+   ``labels/{action,motivation,consequence}.jsonl`` + ``labels/report.{json,md}``;
+5. ``reward``: one reward model per aspect -> ``rm/<aspect>/``;
+6. ``ppo``: PPO from ``sft/`` on the UWO of the aspect models (``aspects``) -> ``ppo/final/``;
+7. ``eval``: before/after evaluation (``evaluate``) -> ``eval/results.json``, ``report.md``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+from rich.console import Console
+
+from ..atomic import write_text
+from ..config import to_dict
+from ..reward_model.data import write_preferences
+from ..tasks import DataError, PromptSet
+from .config import STAGES, RLAIFConfig
+from .constitution import load_constitution
+from .prompts import load_prompts, split_prompts
+
+
+def _jsonl(path: Path, rows: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_text(path, "".join(json.dumps(r) + "\n" for r in rows))
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+
+
+def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
+    """A ChatModel for ``path`` (the given LM, or loaded; 4-bit when asked and CUDA is there)."""
+    from ..models import load_causal_lm, load_tokenizer
+    from .chat import ChatModel
+
+    tok = load_tokenizer(path)
+    if lm is None:
+        lm = load_4bit(path) if cfg.load_in_4bit and _cuda() else load_causal_lm(path)
+    return ChatModel(lm, tok, name, cfg.batch_size, cfg.temperature)
+
+
+def _cuda() -> bool:
+    import torch
+
+    if not torch.cuda.is_available():
+        print("load_in_4bit: no CUDA GPU here; loading in float32 instead")
+        return False
+    return True
+
+
+def load_4bit(path: str):
+    """4-bit NF4 loading through bitsandbytes (CUDA only)."""
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    from ..assets import resolve_model
+
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise DataError("load_in_4bit needs bitsandbytes: pip install bitsandbytes") from None
+    return AutoModelForCausalLM.from_pretrained(
+        resolve_model(path), quantization_config=BitsAndBytesConfig(load_in_4bit=True),
+        device_map="auto")
+
+
+def _judge(chat, mode: str):
+    from .judge import GenerateJudge, LogprobJudge
+
+    return LogprobJudge(chat) if mode == "logprob" else GenerateJudge(chat)
+
+
+class Pipeline:
+    def __init__(self, cfg: RLAIFConfig):
+        import torch
+
+        self.cfg, self.out = cfg, Path(cfg.output_dir)
+        self.cons = load_constitution(cfg.constitution)
+        self.console = Console()
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+
+    # ------------------------------------------------------------------ stages
+    def prompts(self) -> None:
+        train, held = split_prompts(load_prompts(self.cfg.prompts), self.cfg.held_out,
+                                    self.cfg.seed)
+        _jsonl(self.out / "prompts" / "held_out.jsonl", [{"prompt": p} for p in held])
+        _jsonl(self.out / "prompts" / "train.jsonl", [{"prompt": p} for p in train])
+        print(f"prompts: {len(train)} train, {len(held)} held out")
+
+    def split(self, name: str) -> list[str]:
+        return [r["prompt"] for r in _read_jsonl(self.out / "prompts" / f"{name}.jsonl")]
+
+    def sft_data(self) -> None:
+        import torch
+
+        from .critique import critique_and_revise
+
+        torch.manual_seed(self.cfg.seed)
+        chat = load_chat(self.cfg.policy, "policy", self.cfg)
+        prompts = self.split("train")[:self.cfg.sft_prompts]
+        rows, dropped = critique_and_revise(chat, prompts, self.cons, self.cfg.seed,
+                                            self.cfg.answer_tokens, self.cfg.critique_tokens,
+                                            self.cfg.batch_size)
+        if not rows:
+            raise DataError(f"sft-data: every one of {len(prompts)} revisions came back empty")
+        _jsonl(self.out / "sft_data.jsonl", rows)
+        print(f"sft-data: {len(rows)} revised answers ({dropped} dropped: empty revision)")
+
+    def sft(self) -> None:
+        from ..sft import run_sft
+
+        pairs = self.out / "sft_pairs.jsonl"
+        _jsonl(pairs, [{"prompt": r["prompt"], "response": r["revised"]}
+                       for r in _read_jsonl(self.out / "sft_data.jsonl")])
+        s = copy.deepcopy(self.cfg.sft)
+        s.pairs_file, s.output_dir, s.seed = str(pairs), str(self.out / "sft"), self.cfg.seed
+        s.model.policy = self.cfg.policy
+        run_sft(s, self.cfg.threads)
+
+    def labels(self) -> None:
+        import torch
+
+        from .labelling import label_pairs, sample_answer_pairs
+        from .report import labelling_markdown
+
+        torch.manual_seed(self.cfg.seed)
+        policy = load_chat(str(self.out / "sft"), "sft policy", self.cfg)
+        judge_path = self.cfg.judge or self.cfg.policy
+        judge = load_chat(judge_path, "judge", self.cfg)
+        prompts = self.split("train")[:self.cfg.label_prompts]
+        rows = sample_answer_pairs(policy, prompts, self.cons.follow_ups, self.cfg.answer_tokens,
+                                   self.cfg.follow_up_tokens, self.cfg.batch_size)
+        prefs, report = label_pairs(rows, _judge(judge, self.cfg.judge_mode), self.cons,
+                                    self.cfg.virtues_per_comparison, self.cfg.tie_margin,
+                                    self.cfg.seed)
+        empty = [a for a, p in prefs.items() if len(p) < 4]
+        if empty:
+            raise DataError(f"labels: aspect(s) {', '.join(empty)} kept fewer than 4 pairs; see "
+                            f"the counts above (raise label_prompts or lower tie_margin)")
+        folder = self.out / "labels"
+        _jsonl(folder / "pairs.jsonl", rows)
+        for aspect, p in prefs.items():
+            write_preferences(folder / f"{aspect}.jsonl", p)
+        report = {"judge": judge_path, "judge_mode": self.cfg.judge_mode,
+                  "virtues_per_comparison": self.cfg.virtues_per_comparison,
+                  "tie_margin": self.cfg.tie_margin, "aspects": report}
+        write_text(folder / "report.md", labelling_markdown(report))
+        write_text(folder / "report.json", json.dumps(report, indent=2))
+        print(labelling_markdown(report))
+
+    def reward(self) -> None:
+        from ..reward_model.train import train_reward_models
+        from .aspects import ASPECTS
+
+        for aspect in ASPECTS:
+            r = copy.deepcopy(self.cfg.reward)
+            r.data = str(self.out / "labels" / f"{aspect}.jsonl")
+            r.output_dir, r.seed, r.ensemble = str(self.out / "rm" / aspect), self.cfg.seed, 1
+            r.threads = r.threads or self.cfg.threads
+            print(f"reward model for {aspect}:")
+            train_reward_models(r)
+
+    def rl_config(self):
+        rl = copy.deepcopy(self.cfg.rl)
+        rl.output_dir, rl.seed = str(self.out / "ppo"), self.cfg.seed
+        rl.threads = rl.threads or self.cfg.threads
+        rl.model.policy = str(self.out / "sft")
+        return rl
+
+    def build_trainer(self, rl, select):
+        """The PPO trainer with the aspect shaper (``train.run_ppo``'s ``build`` hook)."""
+        from ..models import load_policy, load_tokenizer
+        from ..ppo.rollout import GenerationSettings
+        from ..ppo.trainer import PPOTrainer, seed_everything, total_iterations
+        from ..rewards.ensemble import EnsembleReward
+        from ..risk import SoftRiskSelector
+        from .aspects import ASPECTS, AspectShaper, follow_up_replies
+        from .chat import ChatModel
+
+        seed_everything(rl.seed)
+        tok = load_tokenizer(rl.model.policy)
+        policy, ref = load_policy(rl.model)
+        chat = ChatModel(policy.lm, tok, "policy", self.cfg.batch_size, rl.ppo.temperature, 1.0)
+        train = self.split("train")
+        formatted = {chat.prompt([{"role": "user", "content": p}]): p for p in train}
+        models = {a: EnsembleReward(self.out / "rm" / a, "full", self.cfg.reward.batch_size)
+                  for a in ASPECTS}
+        shaper = AspectShaper(
+            models, lambda p, c: follow_up_replies(chat, p, c, self.cons.follow_ups,
+                                                   self.cfg.follow_up_tokens),
+            self.cons.follow_ups, self.cfg.lam, user_prompt=lambda p: formatted.get(p, p))
+        gen = GenerationSettings(self.cfg.answer_tokens, min(8, self.cfg.answer_tokens),
+                                 rl.ppo.temperature, rl.ppo.top_k, rl.ppo.top_p)
+        if select is None and rl.risk.alpha < 1:
+            r = rl.risk
+            select = SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
+                                      total_iterations(rl, len(train)))
+        trainer = PPOTrainer(rl, policy, ref, tok, shaper, list(formatted), gen, select)
+        return trainer, SimpleNamespace(test=PromptSet([], []))
+
+    def ppo(self) -> None:
+        from ..train import run_ppo
+
+        rl = self.rl_config()
+        resume = (Path(rl.output_dir) / "checkpoints" / "latest").exists()
+        run_ppo(rl, resume=resume, title="rlaif ppo", build=self.build_trainer)
+
+    def eval(self) -> None:
+        from .evaluate import evaluate
+
+        evaluate(self)
+
+    # ------------------------------------------------------------------ driver
+    def done(self, stage: str) -> bool:
+        o = self.out
+        return {"prompts": (o / "prompts" / "train.jsonl").exists(),
+                "sft-data": (o / "sft_data.jsonl").exists(),
+                "sft": (o / "sft" / "config.json").exists(),
+                "labels": (o / "labels" / "report.json").exists(),
+                "reward": all((o / "rm" / a / "manifest.json").exists()
+                              for a in ("action", "motivation", "consequence")),
+                "ppo": (o / "ppo" / "summary.json").exists(),
+                "eval": (o / "eval" / "results.json").exists()}[stage]
+
+    def run(self, stages: list[str], force: bool = False) -> dict[str, float]:
+        self.out.mkdir(parents=True, exist_ok=True)
+        write_text(self.out / "config.json", json.dumps(to_dict(self.cfg), indent=2))
+        times = {}
+        for n, stage in enumerate(stages, start=1):
+            self.console.rule(f"[bold]rlaif stage {n}/{len(stages)}: {stage}")
+            if self.done(stage) and not force:
+                print(f"{stage}: output exists, skipped (delete it or pass --force to redo)")
+                continue
+            k = STAGES.index(stage)
+            if k and not self.done(STAGES[k - 1]):
+                raise DataError(f"stage {stage} needs the output of stage {STAGES[k - 1]}; run "
+                                f"`riskalign rlaif {STAGES[k - 1]}` first (or `all`)")
+            t = time.perf_counter()
+            getattr(self, stage.replace("-", "_"))()
+            times[stage] = time.perf_counter() - t
+            print(f"{stage}: {times[stage]:.0f} s")
+        timing = self.out / "stage_seconds.json"
+        old = json.loads(timing.read_text()) if timing.exists() else {}
+        write_text(timing, json.dumps({**old, **times}, indent=2))
+        return times
+
+
+def run_rlaif(cfg: RLAIFConfig, stage: str = "all", force: bool = False) -> dict[str, float]:
+    """Run one stage or all of them (``STAGES`` order)."""
+    if stage != "all" and stage not in STAGES:
+        raise DataError(f"stage must be 'all' or one of {', '.join(STAGES)}, got {stage!r}")
+    return Pipeline(cfg).run(list(STAGES) if stage == "all" else [stage], force)
+
+
+__all__ = ["Pipeline", "load_chat", "run_rlaif"]

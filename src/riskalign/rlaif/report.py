@@ -1,0 +1,65 @@
+"""Markdown for the labelling report and the before/after evaluation."""
+
+from __future__ import annotations
+
+
+def _pct(x) -> str:
+    return "n/a" if x is None else f"{100 * x:.1f}%"
+
+
+def labelling_markdown(report: dict) -> str:
+    aspects = report["aspects"]
+    lines = [f"## AI preference labels (judge {report['judge']}, {report['judge_mode']} mode, "
+             f"{report['virtues_per_comparison']} virtue(s) per comparison, tie margin "
+             f"{report['tie_margin']})", "",
+             "| aspect | pairs | kept | ties | failed | identical | judge order agreement | "
+             "judgement failure rate | chosen = first sample |",
+             "|---|---|---|---|---|---|---|---|---|"]
+    for a, r in aspects.items():
+        lines.append(f"| {a} | {r['pairs']} | {r['kept']} | {r['ties']} | {r['failed']} | "
+                     f"{r['identical']} | {_pct(r['order_agreement'])} | "
+                     f"{_pct(r['judgement_failure_rate'])} | {_pct(r['chosen_is_first_sample'])} |")
+    virtues = sorted({v for r in aspects.values() for v in r["order_agreement_by_virtue"]})
+    lines += ["", "Order agreement by virtue (share of judgements whose two orders pick the same "
+              "text; 50% is what a coin would give):", "",
+              "| aspect | " + " | ".join(virtues) + " |", "|---|" + "---|" * len(virtues)]
+    for a, r in aspects.items():
+        by = r["order_agreement_by_virtue"]
+        lines.append(f"| {a} | " + " | ".join(_pct(by.get(v)) for v in virtues) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _cell(text: str, n: int = 220) -> str:
+    text = " ".join(text.split())
+    text = text if len(text) <= n else text[:n - 1] + "…"
+    return text.replace("|", "\\|")
+
+
+def evaluation_markdown(results: dict) -> str:
+    models = results["models"]
+    names = list(models)
+    rows = [("UWO training reward (mean)", "reward", "{:+.3f}"),
+            ("action score", "action", "{:+.3f}"), ("motivation score", "motivation", "{:+.3f}"),
+            ("consequence score", "consequence", "{:+.3f}"),
+            ("offensive-language rate", "offensive_rate", "{:.1%}"),
+            ("response length (tokens)", "length_tokens", "{:.1f}")]
+    lines = [f"## Before and after ({results['prompts']} held-out prompts)", "",
+             "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for label, key, fmt in rows:
+        lines.append(f"| {label} | " + " | ".join(fmt.format(models[m][key]) for m in names) + " |")
+    lines += ["", f"Independent judge ({results['eval_judge']}, asked which answer is more "
+              f"helpful, honest, harmless and respectful, both orders):", "",
+              "| comparison | wins | ties | losses | failed | win rate | order agreement |",
+              "|---|---|---|---|---|---|---|"]
+    for name, w in results["win_rates"].items():
+        lines.append(f"| {name} | {w['wins']} | {w['ties']} | {w['losses']} | {w['failed']} | "
+                     f"{_pct(w['win_rate'])} | {_pct(w['order_agreement'])} |")
+    lines += ["", "Win rate = (wins + ties / 2) / judged pairs.", "", "## Sample answers", "",
+              "| prompt | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
+    for i, p in enumerate(results["samples"]["prompts"]):
+        lines.append(f"| {_cell(p, 120)} | " + " | ".join(
+            _cell(results["samples"]["answers"][m][i]) for m in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
+__all__ = ["evaluation_markdown", "labelling_markdown"]

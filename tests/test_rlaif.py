@@ -1,0 +1,330 @@
+"""RLAIF: constitution, prompt building per aspect, judging in both orders with scripted judges,
+the aspect-to-model mapping, the UWO reward by hand, and the whole pipeline on tiny models."""
+
+import json
+import re
+
+import pytest
+import torch
+
+from riskalign.cli import main
+from riskalign.rlaif.aspects import ASPECTS, AspectShaper, follow_up_replies, rm_inputs
+from riskalign.rlaif.chat import ChatTemplateError, chat_prompt
+from riskalign.rlaif.constitution import load_constitution
+from riskalign.rlaif.evaluate import win_rate
+from riskalign.rlaif.judge import (GenerateJudge, PairJudgement, judge_both_orders, parse_choice,
+                                   verdict)
+from riskalign.rlaif.labelling import label_pairs
+from riskalign.tasks import DataError
+
+CONS = load_constitution()
+Q = CONS.follow_ups
+
+
+class ScriptedChat:
+    """Stands in for ChatModel: replies from a function of the conversation; records calls."""
+
+    def __init__(self, fn):
+        self.fn, self.calls = fn, []
+
+    def reply(self, conversations, max_new_tokens, sample=True, min_new_tokens=1):
+        self.calls.append(conversations)
+        return [self.fn(c) for c in conversations]
+
+
+def _options(request):
+    """The (A) and (B) texts of a judge request."""
+    m = re.search(r"\(A\) (.*?)\n+\(B\) (.*?)\n+Answer with", request, re.S)
+    return m.group(1), m.group(2)
+
+
+def prefers(word):
+    """A judge (P(A) per request) that prefers the option containing ``word``, in any position."""
+    def judge(requests):
+        out = []
+        for r in requests:
+            a, b = _options(r)
+            out.append(0.9 if word in a and word not in b else 0.1 if word in b else 0.5)
+        return out
+    return judge
+
+
+# ---------------------------------------------------------------- constitution
+
+def test_default_constitution_has_the_six_virtues():
+    assert [v.name for v in CONS.virtues] == ["Honesty", "Prudence", "Justice", "Compassion",
+                                              "Humility", "Respect"]
+    assert CONS.revision(CONS.virtues[0]).startswith(
+        "Please revise the following response with respect to Honesty")
+    assert set(CONS.follow_ups) == {"motivation", "consequence"}
+
+
+@pytest.mark.parametrize("text, message", [
+    ("virtues: [Honesty]\ncolour: blue\n", "unknown key(s) colour"),
+    ("virtues: []\n", "'virtues' must be a non-empty list"),
+    ("critique_request: Say something.\n", "placeholder {virtue}"),
+    ("virtues_per_prompt: 9\n", "'virtues_per_prompt' must be an integer in [1, 6]"),
+    ("virtues: [{name: Honesty, colour: red}]\n", "virtue 1 has unknown key(s) colour"),
+    ("follow_ups: {motivation: Why}\n", "'follow_ups' must map exactly"),
+])
+def test_bad_constitution_names_the_problem(tmp_path, text, message):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(DataError, match=re.escape(message)):
+        load_constitution(p)
+
+
+def test_partial_constitution_keeps_other_defaults_and_chain_of_thought(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("virtues: [{name: Courage, description: facing fear}]\nchain_of_thought: true\n")
+    c = load_constitution(p)
+    assert [v.name for v in c.virtues] == ["Courage"]
+    assert c.critique(c.virtues[0]).endswith("facing fear. Let's think step by step.")
+    assert c.follow_ups == CONS.follow_ups
+
+
+# ---------------------------------------------------------------- prompts per aspect
+
+def test_reward_model_inputs_per_aspect():
+    follow = {"motivation": "to help", "consequence": "more trust"}
+    assert rm_inputs("action", "Hi?", "Hello.", follow, Q) == ("User: Hi?\n", "Assistant: Hello.")
+    ctx, text = rm_inputs("motivation", "Hi?", "Hello.", follow, Q)
+    assert ctx == "User: Hi?\n"
+    assert text == f"Assistant: Hello.\nUser: {Q['motivation']}\nAssistant: to help"
+    _, text = rm_inputs("consequence", "Hi?", "Hello.", follow, Q)
+    assert text == f"Assistant: Hello.\nUser: {Q['consequence']}\nAssistant: more trust"
+
+
+def test_follow_up_conversations_ask_each_question_after_the_answer():
+    chat = ScriptedChat(lambda c: f"{c[-1]['content'][:4]}|{c[1]['content']}")
+    out = follow_up_replies(chat, ["p1", "p2"], ["a1", "a2"], Q, 8)
+    convs = chat.calls[0]
+    assert len(convs) == 4
+    assert convs[0] == [{"role": "user", "content": "p1"}, {"role": "assistant", "content": "a1"},
+                        {"role": "user", "content": Q["motivation"]}]
+    assert convs[3][2]["content"] == Q["consequence"] and convs[3][1]["content"] == "a2"
+    assert out == {"motivation": ["What|a1", "What|a2"], "consequence": ["What|a1", "What|a2"]}
+
+
+def test_judge_request_shows_the_aspects_texts():
+    r = CONS.judge("motivation", CONS.virtues[0], "Q?", "first text", "second text")
+    assert "stated motivation shows more Honesty" in r
+    assert _options(r) == ("first text", "second text") and "Question: Q?" in r
+
+
+def test_chat_template_missing_is_a_clear_error(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    assert chat_prompt(tok, [{"role": "user", "content": "Hi"}]).endswith("assistant\n")
+    tok.chat_template = None
+    with pytest.raises(ChatTemplateError, match="judge: the tokenizer has no chat template"):
+        chat_prompt(tok, [{"role": "user", "content": "Hi"}], "judge")
+
+
+# ---------------------------------------------------------------- judging
+
+@pytest.mark.parametrize("text, choice", [("A", "A"), ("(B).", "B"), ("Answer: B", "B"),
+                                          ("B because it is kind", "B"), ("A and B", None),
+                                          ("Both are fine", None), ("a good one", None),
+                                          ("", None), ("B) A is worse", None)])
+def test_parse_choice_is_strict(text, choice):
+    assert parse_choice(text) == choice
+
+
+def test_both_orders_debias_by_hand():
+    asked = []
+    p_a = {"a|b": 0.8, "b|a": 0.4, "c|d": 0.9, "d|c": 0.9, "e|f": None, "f|e": 0.2}
+
+    def judge(requests):
+        asked.extend(requests)
+        return [p_a[r] for r in requests]
+
+    js = judge_both_orders(judge, [("a|b", "b|a"), ("c|d", "d|c"), ("e|f", "f|e")])
+    assert asked == ["a|b", "c|d", "e|f", "b|a", "d|c", "f|e"]
+    assert js[0].p_first == pytest.approx((0.8 + 1 - 0.4) / 2) and js[0].agree
+    assert js[1].p_first == pytest.approx(0.5) and js[1].agree is False  # pure position bias
+    assert js[2].failed and js[2].p_first is None and js[2].agree is None
+    assert [verdict(j.p_first, 0.05) for j in js] == ["first", "tie", "failed"]
+    assert verdict(0.3, 0.05) == "second" and verdict(0.54, 0.05) == "tie"
+    assert PairJudgement(0.0, 1.0).p_first == 0.0
+
+
+def _rows():
+    return [
+        {"prompt": "p0", "answers": ["be kind", "be rude"], "motivation": ["kind aim", "rude aim"],
+         "consequence": ["rude end", "kind end"]},
+        {"prompt": "p1", "answers": ["be rude", "be kind"], "motivation": ["same", "same"],
+         "consequence": ["kind x", "rude x"]},
+    ]
+
+
+def test_label_pairs_follow_the_judge_in_both_orders():
+    prefs, report = label_pairs(_rows(), prefers("kind"), CONS, 2, 0.05, seed=0)
+    assert [p.chosen for p in prefs["action"]] == ["Assistant: be kind", "Assistant: be kind"]
+    assert [p.rejected for p in prefs["action"]] == ["Assistant: be rude", "Assistant: be rude"]
+    assert prefs["action"][0].prompt == "User: p0\n"
+    assert prefs["motivation"][0].chosen.endswith(f"{Q['motivation']}\nAssistant: kind aim")
+    assert len(prefs["motivation"]) == 1                         # row 1 has identical motivations
+    assert prefs["consequence"][0].chosen.startswith("Assistant: be rude")  # b's consequence won
+    a = report["action"]
+    assert (a["pairs"], a["kept"], a["ties"], a["failed"], a["judgements"]) == (2, 2, 0, 0, 4)
+    assert a["order_agreement"] == 1.0 and a["chosen_is_first_sample"] == 0.5
+    assert report["motivation"]["identical"] == 1
+    assert report["consequence"]["chosen_is_first_sample"] == 0.5
+
+
+def test_position_biased_judge_gives_ties_not_labels():
+    prefs, report = label_pairs(_rows(), lambda reqs: [0.9] * len(reqs), CONS, 2, 0.05, seed=0)
+    assert all(not p for p in prefs.values())
+    assert report["action"]["ties"] == 2 and report["action"]["order_agreement"] == 0.0
+
+
+def test_unparseable_judge_answers_are_counted_failures():
+    chat = ScriptedChat(lambda c: "I cannot decide.")
+    prefs, report = label_pairs(_rows(), GenerateJudge(chat), CONS, 1, 0.05, seed=0)
+    assert all(not p for p in prefs.values())
+    a = report["action"]
+    assert a["failed"] == 2 and a["judgement_failure_rate"] == 1.0 and a["order_agreement"] is None
+
+
+def test_generate_judge_reads_strict_answers():
+    chat = ScriptedChat(lambda c: "(B) is better" if "(B) be kind" in c[0]["content"] else "A.")
+    prefs, report = label_pairs(_rows(), GenerateJudge(chat), CONS, 1, 0.0, seed=0)
+    assert report["action"]["kept"] == 2 and report["action"]["order_agreement"] == 1.0
+    assert [p.chosen for p in prefs["action"]] == ["Assistant: be kind"] * 2
+    assert all(len(convs) == 4 for convs in chat.calls[:1])     # 2 pairs x 2 orders, one call
+
+
+def test_win_rate_by_hand():
+    res = win_rate(prefers("kind"), ["q1", "q2", "q3", "q4"],
+                   ["kind", "rude", "kind one", "meh"], ["rude", "kind", "kind two", "meh"], 0.05)
+    assert (res["wins"], res["losses"], res["ties"], res["failed"]) == (1, 1, 2, 0)
+    assert res["win_rate"] == pytest.approx((1 + 2 / 2) / 4)
+
+
+# ---------------------------------------------------------------- reward mapping and UWO
+
+def test_each_aspect_is_scored_by_its_own_model_and_combined_by_uwo():
+    seen = {}
+
+    def model(name, values):
+        def score(contexts, texts):
+            seen[name] = (list(contexts), list(texts))
+            return torch.tensor(values)
+        return score
+
+    models = {"action": model("action", [1.0, 0.0]), "motivation": model("motivation", [3.0, 0.0]),
+              "consequence": model("consequence", [2.0, 3.0])}
+
+    def follow(prompts, answers):
+        return {"motivation": [f"M-{a}" for a in answers], "consequence": [f"C-{a}" for a in answers]}
+
+    shaper = AspectShaper(models, follow, Q, lam=0.5, user_prompt=lambda p: p.upper())
+    out = shaper(["p", "q"], ["x", "y"])
+    # sample 0: z = (1, 3, 2): mean 2, population variance 2/3 -> 2 - 0.5 * 2/3
+    # sample 1: z = (0, 0, 3): mean 1, population variance 2   -> 1 - 0.5 * 2
+    assert out.scores.tolist() == pytest.approx([2 - 1 / 3, 0.0])
+    assert out.kl_scale is None and out.weight is None
+    assert seen["action"] == (["User: P\n", "User: Q\n"], ["Assistant: x", "Assistant: y"])
+    assert seen["motivation"][1][0].endswith(f"{Q['motivation']}\nAssistant: M-x")
+    assert seen["consequence"][1][1].endswith(f"{Q['consequence']}\nAssistant: C-y")
+    assert "M-" not in "".join(seen["consequence"][1]) and "C-" not in "".join(seen["motivation"][1])
+    assert out.stats["score_motivation"] == pytest.approx(1.5)
+    with pytest.raises(ValueError, match="no reward model for aspect"):
+        AspectShaper({"action": models["action"]}, follow, Q)
+
+
+# ---------------------------------------------------------------- SFT on chat pairs
+
+def test_sft_pairs_mask_the_chat_prompt(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from riskalign.sft import encode_pairs
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    prefix = chat_prompt(tok, [{"role": "user", "content": "Hi"}])
+    ids, mask, labels = encode_pairs(tok, [(prefix, "Hello there"), ("", "plain")], 64)
+    n_pre = len(tok(prefix, add_special_tokens=False).input_ids)
+    n_tgt = len(tok("Hello there" + tok.eos_token, add_special_tokens=False).input_ids)
+    assert (labels[0, :n_pre] == -100).all()
+    assert labels[0, n_pre:n_pre + n_tgt].tolist() == ids[0, n_pre:n_pre + n_tgt].tolist()
+    assert mask[0].sum() == n_pre + n_tgt and (labels[1, mask[1] == 0] == -100).all()
+    assert tok.decode(ids[0, n_pre:n_pre + n_tgt]) == "Hello there" + tok.eos_token
+
+
+# ---------------------------------------------------------------- end to end
+
+@pytest.fixture(scope="module")
+def prompt_file(tmp_path_factory):
+    p = tmp_path_factory.mktemp("rlaif-prompts") / "prompts.txt"
+    p.write_text("\n".join(f"Request number {i}: tell me something about item {i}."
+                           for i in range(20)))
+    return p
+
+
+def _args(tiny_model_dir, tiny_encoder_dir, prompt_file, out, *extra):
+    return ["rlaif", f"policy={tiny_model_dir}", f"prompts={prompt_file}", f"output_dir={out}",
+            "held_out=4", "sft_prompts=6", "label_prompts=12", "answer_tokens=8",
+            "critique_tokens=6", "follow_up_tokens=6", "batch_size=8", "tie_margin=0",
+            f"reward.backbone={tiny_encoder_dir}", "reward.max_length=48", "reward.epochs=1",
+            "rl.ppo.total_iterations=3", "rl.ppo.batch_size=4", "rl.ppo.mini_batch_size=2",
+            "rl.ppo.forward_batch_size=4", "rl.log.checkpoint_every=1", "rl.log.tensorboard=false",
+            *extra]
+
+
+def test_rlaif_pipeline_end_to_end_with_risk_selection(tiny_model_dir, tiny_encoder_dir,
+                                                      prompt_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = _args(tiny_model_dir, tiny_encoder_dir, prompt_file, out, "rl.risk.alpha=0.5",
+                 "rl.risk.warm_start=0", "rl.risk.rho=1.0")
+    assert main(args) == 0
+    for f in ("prompts/train.jsonl", "sft_data.jsonl", "sft/model.safetensors",
+              "labels/action.jsonl", "labels/motivation.jsonl", "labels/consequence.jsonl",
+              "labels/report.md", "rm/motivation/manifest.json", "ppo/final/model.safetensors",
+              "eval/results.json", "report.md"):
+        assert (out / f).exists(), f
+    rows = [json.loads(x) for x in (out / "sft_data.jsonl").read_text().splitlines()]
+    assert len(rows) <= 6 and all(r["revised"] and len(r["virtues"]) == 1 for r in rows)
+    report = json.loads((out / "labels" / "report.json").read_text())
+    for a in ASPECTS:
+        r = report["aspects"][a]
+        assert r["pairs"] == 12 and r["kept"] + r["ties"] + r["failed"] + r["identical"] == 12
+        assert r["judgements"] == 2 * (12 - r["identical"])
+    metrics = [json.loads(x) for x in (out / "ppo" / "metrics.jsonl").read_text().splitlines()]
+    assert [m["kept"] for m in metrics][-1] < 4                  # RA-RLHF tail selection acted
+    assert {"score_action", "score_motivation", "score_consequence"} <= set(metrics[0])
+    res = json.loads((out / "eval" / "results.json").read_text())
+    assert set(res["models"]) == {"base", "sft", "rlaif"}
+    for m in res["models"].values():
+        assert 0 <= m["offensive_rate"] <= 1 and m["length_tokens"] > 0
+    w = res["win_rates"]["rlaif vs sft"]
+    assert w["wins"] + w["ties"] + w["losses"] + w["failed"] == 4
+    text = (out / "report.md").read_text()
+    assert "order agreement" in text and "| UWO training reward (mean) |" in text
+    capsys.readouterr()
+    assert main(args) == 0                                       # everything done: all skipped
+    assert capsys.readouterr().out.count("output exists, skipped") == 7
+
+
+def test_rlaif_stage_needs_its_predecessor(tiny_model_dir, tiny_encoder_dir, prompt_file,
+                                          tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["rlaif", "labels", *_args(tiny_model_dir, tiny_encoder_dir, prompt_file,
+                                           out)[1:]]) == 2
+    assert "stage labels needs the output of stage sft" in capsys.readouterr().err
+
+
+def test_rlaif_bad_inputs_are_one_line_errors(tiny_model_dir, tiny_encoder_dir, tmp_path, capsys):
+    empty = tmp_path / "empty.txt"
+    empty.write_text("\n\n")
+    cons = tmp_path / "c.yaml"
+    cons.write_text("virtues: [Honesty]\ncolour: blue\n")
+    base = ["rlaif", "prompts", f"output_dir={tmp_path / 'o'}"]
+    assert main([*base, f"prompts={empty}"]) == 2
+    assert str(empty) in capsys.readouterr().err
+    assert main([*base, f"constitution={cons}"]) == 2
+    assert "unknown key(s) colour" in capsys.readouterr().err
+    assert main([*base, "judge_mode=vote"]) == 2
+    assert "judge_mode" in capsys.readouterr().err
+    assert not (tmp_path / "o" / "prompts").exists()
