@@ -282,7 +282,7 @@ def test_rlaif_pipeline_end_to_end_with_risk_selection(tiny_model_dir, tiny_enco
     for f in ("prompts/train.jsonl", "sft_data.jsonl", "sft/model.safetensors",
               "labels/action.jsonl", "labels/motivation.jsonl", "labels/consequence.jsonl",
               "labels/report.md", "rm/motivation/manifest.json", "ppo/final/model.safetensors",
-              "eval/results.json", "report.md"):
+              "eval/results.json", "eval/scores.png", "report.md"):
         assert (out / f).exists(), f
     rows = [json.loads(x) for x in (out / "sft_data.jsonl").read_text().splitlines()]
     assert len(rows) <= 6 and all(r["revised"] and len(r["virtues"]) == 1 for r in rows)
@@ -328,3 +328,13 @@ def test_rlaif_bad_inputs_are_one_line_errors(tiny_model_dir, tiny_encoder_dir, 
     assert main([*base, "judge_mode=vote"]) == 2
     assert "judge_mode" in capsys.readouterr().err
     assert not (tmp_path / "o" / "prompts").exists()
+
+
+def test_help_config_shows_the_pipeline_presets():
+    from riskalign.config import describe
+    from riskalign.rlaif.config import RLAIFConfig
+
+    lines = describe(RLAIFConfig)
+    assert "  sft.max_tokens (default 160): Texts are truncated to this many tokens." in lines
+    assert any(x.startswith("  rl.model.lora.enabled (default True)") for x in lines)
+    assert any(x.startswith("  rl.ppo.temperature (default 0.7)") for x in lines)

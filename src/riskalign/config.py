@@ -364,16 +364,17 @@ def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
 
 
-def describe(cls: type = RunConfig, prefix: str = "") -> list[str]:
-    """One line per option: ``key (default): help``."""
+def describe(cls: type = RunConfig, prefix: str = "", inst: Any = None) -> list[str]:
+    """One line per option: ``key (default): help``. Nested sections show the defaults of their
+    field's preset (e.g. the demo's PPO settings), not those of the section's class."""
     lines = []
-    inst = cls()
+    inst = cls() if inst is None else inst
     for f in dataclasses.fields(cls):
         name = f"{prefix}{f.name}"
         value = getattr(inst, f.name)
         if dataclasses.is_dataclass(value):
             lines.append(f"{name}: {f.metadata.get('help', '')}")
-            lines += describe(type(value), name + ".")
+            lines += describe(type(value), name + ".", value)
         else:
             lines.append(f"  {name} (default {value!r}): {f.metadata.get('help', '')}")
     return lines

@@ -111,3 +111,22 @@ def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
 
 __all__ = ["plot_histograms", "plot_overopt_curves", "plot_quantile_curves",
            "plot_training_curves"]
+
+
+def plot_rlaif_scores(models: dict[str, dict], path: Path) -> None:
+    """Grouped bars: the UWO reward and its three standardised aspect scores per model."""
+    keys = [("reward", "UWO reward"), ("action", "action"), ("motivation", "motivation"),
+            ("consequence", "consequence")]
+    fig, ax = plt.subplots(figsize=(6.4, 3.8))
+    width = 0.8 / max(1, len(models))
+    for i, (name, m) in enumerate(models.items()):
+        xs = [k + (i - (len(models) - 1) / 2) * width for k in range(len(keys))]
+        ax.bar(xs, [m[k] for k, _ in keys], width, label=name)
+    ax.set_xticks(range(len(keys)), [label for _, label in keys])
+    ax.axhline(0, color="black", linewidth=0.8)
+    ax.set_ylabel("mean standardised score (held-out prompts)")
+    ax.set_title("RLAIF reward and its aspects, before and after")
+    ax.grid(axis="y", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    _save(fig, path, 120)

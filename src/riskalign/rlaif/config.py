@@ -69,11 +69,18 @@ class RLAIFConfig:
     load_in_4bit: bool = opt(False, "Load the policy in 4 bits with bitsandbytes (CUDA only; "
                                     "ignored with a warning on CPU).")
     sft: SFTConfig = field(default_factory=_sft_defaults,
-                           metadata={"help": "Constitutional SFT (LoRA) settings."})
+                           metadata={"help": "Constitutional SFT (LoRA) settings; "
+                                             "pairs_file, model.policy, seed and output_dir are "
+                                             "set by the pipeline."})
     reward: RewardTrainConfig = field(default_factory=_reward_defaults,
-                                      metadata={"help": "Aspect reward-model settings."})
+                                      metadata={"help": "Aspect reward-model settings; data, "
+                                                     "output_dir, seed and ensemble (1) are set "
+                                                     "by the pipeline."})
     rl: RunConfig = field(default_factory=_rl_defaults,
-                          metadata={"help": "PPO settings (risk.alpha < 1 adds RA-RLHF)."})
+                          metadata={"help": "PPO settings (risk.alpha < 1 adds "
+                                            "RA-RLHF); model.policy, seed and output_dir are set "
+                                            "by the pipeline, the answer length by "
+                                            "answer_tokens."})
 
     def validate(self) -> "RLAIFConfig":
         for k in ("held_out", "sft_prompts", "label_prompts", "answer_tokens", "critique_tokens",

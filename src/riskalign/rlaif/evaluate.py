@@ -17,6 +17,7 @@ from collections import Counter
 import torch
 
 from ..atomic import write_text
+from ..eval.plots import plot_rlaif_scores
 from ..rewards.aggregate import aggregate_rewards
 from .aspects import ASPECTS, AspectShaper, follow_up_replies
 from .judge import Judge, judge_both_orders, verdict
@@ -83,8 +84,9 @@ def evaluate(pipe) -> dict:
                                               "answers": {k: v[:6] for k, v in answers.items()}},
                "answers": answers, "held_out_prompts": prompts}
     out.mkdir(parents=True, exist_ok=True)
-    md = evaluation_markdown(results)
-    write_text(out / "report.md", md)
+    plot_rlaif_scores(models, out / "scores.png")
+    md = evaluation_markdown(results) + "\n![scores](eval/scores.png)\n"
+    write_text(out / "report.md", md.replace("](eval/", "]("))
     write_text(out / "results.json", json.dumps(results, indent=2))
     labels = pipe.out / "labels" / "report.md"
     full = (labels.read_text() if labels.exists() else "") + "\n" + md
