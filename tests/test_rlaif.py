@@ -338,3 +338,13 @@ def test_help_config_shows_the_pipeline_presets():
     assert "  sft.max_tokens (default 160): Texts are truncated to this many tokens." in lines
     assert any(x.startswith("  rl.model.lora.enabled (default True)") for x in lines)
     assert any(x.startswith("  rl.ppo.temperature (default 0.7)") for x in lines)
+
+
+def test_4bit_loading_is_skipped_with_a_note_on_cpu(capsys):
+    from riskalign.models import quantization_4bit
+
+    if torch.cuda.is_available():
+        pytest.skip("a CUDA GPU is present")
+    assert quantization_4bit(False) is None and capsys.readouterr().out == ""
+    assert quantization_4bit(True) is None
+    assert "no CUDA GPU here" in capsys.readouterr().out

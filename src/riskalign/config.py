@@ -62,6 +62,9 @@ class ModelConfig:
                                       "policy; ignored with LoRA, where the adapter is switched off).")
     dtype: str = opt("float32", "Weights dtype: float32, bfloat16 or float16.")
     trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless you ask).")
+    load_in_4bit: bool = opt(False, "Load the policy's frozen weights in 4 bits (NF4, "
+                                    "bitsandbytes) for LoRA training on a CUDA GPU; ignored with "
+                                    "a warning on CPU.")
     lora: LoraConfig = field(default_factory=LoraConfig, metadata={"help": "LoRA adapters."})
 
     def validate(self, p: str) -> None:

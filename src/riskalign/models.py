@@ -36,13 +36,34 @@ def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
     return tok
 
 
-def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False):
+def quantization_4bit(wanted: bool):
+    """A bitsandbytes NF4 config when 4-bit loading is wanted and a CUDA GPU is present; None
+    (with a printed note) on CPU."""
+    if not wanted:
+        return None
+    if not torch.cuda.is_available():
+        print("load_in_4bit: no CUDA GPU here, loading full-precision weights instead")
+        return None
+    try:
+        import bitsandbytes  # noqa: F401
+    except ImportError:
+        raise ValueError("load_in_4bit needs bitsandbytes: pip install bitsandbytes") from None
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_compute_dtype=torch.bfloat16)
+
+
+def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code: bool = False,
+                   load_in_4bit: bool = False):
     from transformers import AutoModelForCausalLM
 
     path = resolve_model(name_or_path)
+    quant = quantization_4bit(load_in_4bit)
+    extra = {"quantization_config": quant, "device_map": "auto"} if quant else {}
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype],
-                                                    trust_remote_code=trust_remote_code)
+                                                    trust_remote_code=trust_remote_code, **extra)
     except (OSError, ValueError) as e:
         raise load_error(name_or_path, e) from None
 
@@ -129,9 +150,14 @@ def apply_lora(lm: nn.Module, cfg) -> nn.Module:
 def load_policy(cfg: ModelConfig) -> tuple[ActorCritic, nn.Module | None]:
     """Build the trainable actor-critic and the frozen reference LM (None when LoRA is used:
     the reference is then the policy with its adapter switched off)."""
-    lm = load_causal_lm(cfg.policy, cfg.dtype, cfg.trust_remote_code)
+    lm = load_causal_lm(cfg.policy, cfg.dtype, cfg.trust_remote_code,
+                        cfg.load_in_4bit and cfg.lora.enabled)
     ref = None
     if cfg.lora.enabled:
+        if getattr(lm, "is_loaded_in_4bit", False):
+            from peft import prepare_model_for_kbit_training
+
+            lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
         lm = apply_lora(lm, cfg.lora)
     else:
         ref = (load_causal_lm(cfg.reference, cfg.dtype, cfg.trust_remote_code) if cfg.reference

@@ -117,7 +117,8 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
     texts = training_pairs(cfg, tok)
-    lm = load_causal_lm(cfg.model.policy, cfg.model.dtype, cfg.model.trust_remote_code)
+    lm = load_causal_lm(cfg.model.policy, cfg.model.dtype, cfg.model.trust_remote_code,
+                        cfg.model.load_in_4bit and cfg.model.lora.enabled)
     if cfg.model.lora.enabled:
         lm = apply_lora(lm, cfg.model.lora)
     opt_ = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=cfg.learning_rate)

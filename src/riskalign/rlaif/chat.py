@@ -37,8 +37,9 @@ class ChatModel:
         return chat_prompt(self.tok, messages, self.name)
 
     def _encode(self, texts: list[str]):
-        return self.tok(texts, return_tensors="pt", padding=True, padding_side="left",
-                        add_special_tokens=False)
+        enc = self.tok(texts, return_tensors="pt", padding=True, padding_side="left",
+                       add_special_tokens=False)
+        return enc.to(getattr(self.lm, "device", "cpu"))
 
     @contextlib.contextmanager
     def _eval(self):
@@ -67,7 +68,7 @@ class ChatModel:
                 enc = self._encode(texts[i:i + self.batch_size])
                 gen = self.lm.generate(**enc, generation_config=cfg)
                 new = gen[:, enc.input_ids.shape[1]:]
-                out += [s.strip() for s in self.tok.batch_decode(new, skip_special_tokens=True)]
+                out += [s.strip() for s in self.tok.batch_decode(new.cpu(), skip_special_tokens=True)]
         return out
 
     def label_ids(self, labels: tuple[str, ...]) -> list[int]:
@@ -92,7 +93,7 @@ class ChatModel:
                 logits = self.lm(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
                                  position_ids=position_ids_from_mask(enc.attention_mask),
                                  logits_to_keep=1, use_cache=False).logits[:, -1].float()
-                probs.append(torch.softmax(logits[:, ids], dim=-1))
+                probs.append(torch.softmax(logits[:, ids], dim=-1).cpu())
         return torch.cat(probs) if probs else torch.zeros(0, len(labels))
 
 

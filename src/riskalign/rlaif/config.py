@@ -66,8 +66,9 @@ class RLAIFConfig:
     tie_margin: float = opt(0.02, "A pair whose P(a better) is within this of 1/2 is a tie and "
                                   "dropped.")
     lam: float = opt(0.5, "lambda of the UWO reward mean - lambda * variance over the aspects.")
-    load_in_4bit: bool = opt(False, "Load the policy in 4 bits with bitsandbytes (CUDA only; "
-                                    "ignored with a warning on CPU).")
+    load_in_4bit: bool = opt(False, "Load every model in 4 bits (NF4, bitsandbytes): the frozen "
+                                    "weights under SFT and PPO LoRA, and the generating and "
+                                    "judging roles; CUDA only, ignored with a note on CPU.")
     sft: SFTConfig = field(default_factory=_sft_defaults,
                            metadata={"help": "Constitutional SFT (LoRA) settings; "
                                              "pairs_file, model.policy, seed and output_dir are "

@@ -46,33 +46,8 @@ def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
     from .chat import ChatModel
 
     tok = load_tokenizer(path)
-    if lm is None:
-        lm = load_4bit(path) if cfg.load_in_4bit and _cuda() else load_causal_lm(path)
+    lm = lm if lm is not None else load_causal_lm(path, load_in_4bit=cfg.load_in_4bit)
     return ChatModel(lm, tok, name, cfg.batch_size, cfg.temperature)
-
-
-def _cuda() -> bool:
-    import torch
-
-    if not torch.cuda.is_available():
-        print("load_in_4bit: no CUDA GPU here; loading in float32 instead")
-        return False
-    return True
-
-
-def load_4bit(path: str):
-    """4-bit NF4 loading through bitsandbytes (CUDA only)."""
-    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
-
-    from ..assets import resolve_model
-
-    try:
-        import bitsandbytes  # noqa: F401
-    except ImportError:
-        raise DataError("load_in_4bit needs bitsandbytes: pip install bitsandbytes") from None
-    return AutoModelForCausalLM.from_pretrained(
-        resolve_model(path), quantization_config=BitsAndBytesConfig(load_in_4bit=True),
-        device_map="auto")
 
 
 def _judge(chat, mode: str):
@@ -127,6 +102,7 @@ class Pipeline:
         s = copy.deepcopy(self.cfg.sft)
         s.pairs_file, s.output_dir, s.seed = str(pairs), str(self.out / "sft"), self.cfg.seed
         s.model.policy = self.cfg.policy
+        s.model.load_in_4bit = s.model.load_in_4bit or self.cfg.load_in_4bit
         run_sft(s, self.cfg.threads)
 
     def labels(self) -> None:
@@ -177,6 +153,7 @@ class Pipeline:
         rl.output_dir, rl.seed = str(self.out / "ppo"), self.cfg.seed
         rl.threads = rl.threads or self.cfg.threads
         rl.model.policy = str(self.out / "sft")
+        rl.model.load_in_4bit = rl.model.load_in_4bit or self.cfg.load_in_4bit
         return rl
 
     def build_trainer(self, rl, select):
