@@ -14,7 +14,7 @@ from riskalign.rlaif.constitution import load_constitution
 from riskalign.rlaif.evaluate import win_rate
 from riskalign.rlaif.judge import (GenerateJudge, PairJudgement, judge_both_orders, parse_choice,
                                    verdict)
-from riskalign.rlaif.labelling import label_pairs
+from riskalign.rlaif.labelling import aspect_text, label_pairs
 from riskalign.tasks import DataError
 
 CONS = load_constitution()
@@ -96,14 +96,15 @@ def test_reward_model_inputs_per_aspect():
 
 
 def test_follow_up_conversations_ask_each_question_after_the_answer():
-    chat = ScriptedChat(lambda c: f"{c[-1]['content'][:4]}|{c[1]['content']}")
+    chat = ScriptedChat(lambda c: f"{c[-1]['content']}|{c[1]['content']}")
     out = follow_up_replies(chat, ["p1", "p2"], ["a1", "a2"], Q, 8)
     convs = chat.calls[0]
     assert len(convs) == 4
     assert convs[0] == [{"role": "user", "content": "p1"}, {"role": "assistant", "content": "a1"},
                         {"role": "user", "content": Q["motivation"]}]
     assert convs[3][2]["content"] == Q["consequence"] and convs[3][1]["content"] == "a2"
-    assert out == {"motivation": ["What|a1", "What|a2"], "consequence": ["What|a1", "What|a2"]}
+    m, c = Q["motivation"], Q["consequence"]
+    assert out == {"motivation": [f"{m}|a1", f"{m}|a2"], "consequence": [f"{c}|a1", f"{c}|a2"]}
 
 
 def test_judge_request_shows_the_aspects_texts():
@@ -152,32 +153,46 @@ def test_both_orders_debias_by_hand():
 
 def _rows():
     return [
-        {"prompt": "p0", "answers": ["be kind", "be rude"], "motivation": ["kind aim", "rude aim"],
-         "consequence": ["rude end", "kind end"]},
-        {"prompt": "p1", "answers": ["be rude", "be kind"], "motivation": ["same", "same"],
-         "consequence": ["kind x", "rude x"]},
+        {"prompt": "p0", "answers": ["ans x", "ans y"], "motivation": ["GOOD aim", "bad aim"],
+         "consequence": ["bad end", "GOOD end"]},
+        {"prompt": "p1", "answers": ["GOOD answer", "plain answer"], "motivation": ["m", "m"],
+         "consequence": ["c1", "c2"]},
+        {"prompt": "p2", "answers": ["same", "same"], "motivation": ["s", "s"],
+         "consequence": ["s", "s"]},
     ]
 
 
+def test_judge_sees_the_answer_with_each_follow_up():
+    row = _rows()[0]
+    assert aspect_text(row, "action", 1, Q) == "ans y"
+    assert aspect_text(row, "motivation", 0, Q) == f"ans x\n[{Q['motivation']}] GOOD aim"
+    assert aspect_text(row, "consequence", 1, Q) == f"ans y\n[{Q['consequence']}] GOOD end"
+
+
 def test_label_pairs_follow_the_judge_in_both_orders():
-    prefs, report = label_pairs(_rows(), prefers("kind"), CONS, 2, 0.05, seed=0)
-    assert [p.chosen for p in prefs["action"]] == ["Assistant: be kind", "Assistant: be kind"]
-    assert [p.rejected for p in prefs["action"]] == ["Assistant: be rude", "Assistant: be rude"]
-    assert prefs["action"][0].prompt == "User: p0\n"
-    assert prefs["motivation"][0].chosen.endswith(f"{Q['motivation']}\nAssistant: kind aim")
-    assert len(prefs["motivation"]) == 1                         # row 1 has identical motivations
-    assert prefs["consequence"][0].chosen.startswith("Assistant: be rude")  # b's consequence won
+    prefs, report = label_pairs(_rows(), prefers("GOOD"), CONS, 2, 0.05, seed=0)
+    assert [(p.prompt, p.chosen, p.rejected) for p in prefs["action"]] == [
+        ("User: p1\n", "Assistant: GOOD answer", "Assistant: plain answer")]
+    assert [p.chosen for p in prefs["motivation"]] == [
+        f"Assistant: ans x\nUser: {Q['motivation']}\nAssistant: GOOD aim",
+        f"Assistant: GOOD answer\nUser: {Q['motivation']}\nAssistant: m"]
+    assert prefs["consequence"][0].chosen == (f"Assistant: ans y\nUser: {Q['consequence']}\n"
+                                              f"Assistant: GOOD end")
+    assert prefs["consequence"][0].rejected.endswith("Assistant: bad end")
     a = report["action"]
-    assert (a["pairs"], a["kept"], a["ties"], a["failed"], a["judgements"]) == (2, 2, 0, 0, 4)
-    assert a["order_agreement"] == 1.0 and a["chosen_is_first_sample"] == 0.5
-    assert report["motivation"]["identical"] == 1
+    assert (a["pairs"], a["kept"], a["ties"], a["failed"], a["identical"]) == (3, 1, 1, 0, 1)
+    assert a["judgements"] == 4 and a["order_agreement"] == 0.5   # row 0: no preference
+    assert a["chosen_is_first_sample"] == 1.0
+    assert report["motivation"]["chosen_is_first_sample"] == 1.0
     assert report["consequence"]["chosen_is_first_sample"] == 0.5
+    assert report["consequence"]["order_agreement"] == 1.0
 
 
 def test_position_biased_judge_gives_ties_not_labels():
     prefs, report = label_pairs(_rows(), lambda reqs: [0.9] * len(reqs), CONS, 2, 0.05, seed=0)
     assert all(not p for p in prefs.values())
-    assert report["action"]["ties"] == 2 and report["action"]["order_agreement"] == 0.0
+    assert report["action"]["ties"] == 2 and report["action"]["identical"] == 1
+    assert report["action"]["order_agreement"] == 0.0
 
 
 def test_unparseable_judge_answers_are_counted_failures():
@@ -189,11 +204,11 @@ def test_unparseable_judge_answers_are_counted_failures():
 
 
 def test_generate_judge_reads_strict_answers():
-    chat = ScriptedChat(lambda c: "(B) is better" if "(B) be kind" in c[0]["content"] else "A.")
+    chat = ScriptedChat(lambda c: "(B) is better" if "(B) GOOD" in c[0]["content"] else "A.")
     prefs, report = label_pairs(_rows(), GenerateJudge(chat), CONS, 1, 0.0, seed=0)
-    assert report["action"]["kept"] == 2 and report["action"]["order_agreement"] == 1.0
-    assert [p.chosen for p in prefs["action"]] == ["Assistant: be kind"] * 2
-    assert all(len(convs) == 4 for convs in chat.calls[:1])     # 2 pairs x 2 orders, one call
+    assert [p.chosen for p in prefs["action"]] == ["Assistant: GOOD answer"]
+    assert report["action"]["ties"] == 1            # row 0: "A" in both orders = position only
+    assert [len(c) for c in chat.calls] == [4, 4, 4]  # per aspect: 2 pairs x 2 orders, one call
 
 
 def test_win_rate_by_hand():
@@ -305,6 +320,12 @@ def test_rlaif_pipeline_end_to_end_with_risk_selection(tiny_model_dir, tiny_enco
     capsys.readouterr()
     assert main(args) == 0                                       # everything done: all skipped
     assert capsys.readouterr().out.count("output exists, skipped") == 7
+    stamp = (out / "rm" / "action" / "member-0" / "member.json").stat().st_mtime_ns
+    assert main([args[0], "reward", "--force", *args[1:]]) == 0   # redo one stage
+    assert "removed rm, ppo, eval, report.md (redone from stage reward)" in capsys.readouterr().out
+    assert (out / "rm" / "action" / "member-0" / "member.json").stat().st_mtime_ns != stamp
+    assert not (out / "ppo").exists() and not (out / "eval").exists()
+    assert (out / "labels" / "report.json").exists()
 
 
 def test_rlaif_stage_needs_its_predecessor(tiny_model_dir, tiny_encoder_dir, prompt_file,
@@ -313,6 +334,21 @@ def test_rlaif_stage_needs_its_predecessor(tiny_model_dir, tiny_encoder_dir, pro
     assert main(["rlaif", "labels", *_args(tiny_model_dir, tiny_encoder_dir, prompt_file,
                                            out)[1:]]) == 2
     assert "stage labels needs the output of stage sft" in capsys.readouterr().err
+
+
+def test_judge_that_never_answers_validly_stops_labelling(tiny_model_dir, tiny_encoder_dir,
+                                                         prompt_file, tmp_path, capsys):
+    out = tmp_path / "run"
+    args = _args(tiny_model_dir, tiny_encoder_dir, prompt_file, out, "judge_mode=generate")
+    for stage in ("prompts", "sft-data", "sft"):
+        assert main([args[0], stage, *args[1:]]) == 0
+    capsys.readouterr()
+    assert main([args[0], "labels", *args[1:]]) == 2
+    captured = capsys.readouterr()
+    [err] = [x for x in captured.err.splitlines() if x.startswith("riskalign: error")]
+    assert "action kept 0 of 12" in err and "failed 12" in err
+    assert "100.0%" in captured.out                    # the report's failure rate was printed
+    assert not (out / "labels").exists()
 
 
 def test_rlaif_bad_inputs_are_one_line_errors(tiny_model_dir, tiny_encoder_dir, tmp_path, capsys):
@@ -348,3 +384,23 @@ def test_4bit_loading_is_skipped_with_a_note_on_cpu(capsys):
     assert quantization_4bit(False) is None and capsys.readouterr().out == ""
     assert quantization_4bit(True) is None
     assert "no CUDA GPU here" in capsys.readouterr().out
+
+
+def test_sft_pairs_keep_target_tokens_when_the_prompt_is_too_long(tokenizer_dir):
+    from transformers import AutoTokenizer
+
+    from riskalign.sft import encode_pairs
+
+    tok = AutoTokenizer.from_pretrained(tokenizer_dir)
+    prefix = chat_prompt(tok, [{"role": "user", "content": "word " * 100}])
+    target = "one two three four five six seven eight nine ten eleven twelve thirteen fourteen"
+    ids, mask, labels = encode_pairs(tok, [(prefix, target)], 20)
+    assert ids.shape == (1, 20)
+    trained = (labels[0] != -100).sum().item()
+    assert trained == 10                               # half the budget stays for the target
+    pre_ids = tok(prefix, add_special_tokens=False).input_ids
+    assert ids[0, :10].tolist() == pre_ids[-10:]         # the prefix keeps its end
+    ids, _, labels = encode_pairs(tok, [(prefix, "ok")], 20)
+    n_tgt = len(tok("ok" + tok.eos_token, add_special_tokens=False).input_ids)
+    assert (labels[0] != -100).sum().item() == n_tgt and ids[0, :20 - n_tgt].tolist() == \
+        pre_ids[-(20 - n_tgt):]

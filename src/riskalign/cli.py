@@ -225,7 +225,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--policy", help="Chat model to train (same as policy=...).")
     p.add_argument("--judge", help="Chat model that labels preferences (same as judge=...).")
     p.add_argument("--output-dir", help="Output folder (default runs/rlaif).")
-    p.add_argument("--force", action="store_true", help="Redo the stage(s) even if done.")
+    p.add_argument("--force", action="store_true", help="Redo the stage(s) even if done; first removes their "
+                   "output and that of every later stage.")
     p.set_defaults(fn=cmd_rlaif)
     p = sub.add_parser("generate", help="Sample continuations of prompts (one JSON line each).")
     p.add_argument("--model", default="smollm2-135m", help="Model folder, hub id or the default.")

@@ -90,11 +90,17 @@ def training_pairs(cfg: SFTConfig, tok) -> list[tuple[str, str]]:
 
 def encode_pairs(tok, pairs: list[tuple[str, str]], max_tokens: int
                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Right-padded ids, attention mask and labels [B, L]; labels are -100 on prefix and pad."""
+    """Right-padded ids, attention mask and labels [B, L]; labels are -100 on prefix and pad.
+
+    Too long a pair keeps the end of its prefix (at most what the target leaves, and never more
+    than half the budget when the target needs it) and the start of its target, so every row
+    trains on at least ceil(max_tokens / 2) target tokens or all of them."""
     rows = []
     for prefix, target in pairs:
         pre = tok(prefix, add_special_tokens=False).input_ids if prefix else []
         tgt = tok(target + tok.eos_token, add_special_tokens=False).input_ids
+        room = max(max_tokens - len(tgt), max_tokens // 2)
+        pre = pre[len(pre) - room:] if len(pre) > room else pre
         ids = (pre + tgt)[:max_tokens]
         rows.append((ids, [-100] * len(pre) + tgt))
     L = max(len(ids) for ids, _ in rows)
@@ -120,6 +126,10 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     lm = load_causal_lm(cfg.model.policy, cfg.model.dtype, cfg.model.trust_remote_code,
                         cfg.model.load_in_4bit and cfg.model.lora.enabled)
     if cfg.model.lora.enabled:
+        if getattr(lm, "is_loaded_in_4bit", False):
+            from peft import prepare_model_for_kbit_training
+
+            lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
         lm = apply_lora(lm, cfg.model.lora)
     opt_ = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=cfg.learning_rate)
     lm.train()

@@ -25,6 +25,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def risk_selector(cfg: RunConfig, n_prompts: int) -> SoftRiskSelector | None:
+    """The RA-RLHF tail selector the config asks for (None when risk.alpha = 1)."""
+    if cfg.risk.alpha >= 1:
+        return None
+    r = cfg.risk
+    return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
+                            total_iterations(cfg, n_prompts))
+
+
 def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -35,10 +44,7 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     policy, ref = load_policy(cfg.model)
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
                              cfg.ppo.top_k, cfg.ppo.top_p)
-    if select is None and cfg.risk.alpha < 1:
-        r = cfg.risk
-        select = SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
-                                  total_iterations(cfg, len(task.train)))
+    select = select or risk_selector(cfg, len(task.train))
     trainer = PPOTrainer(cfg, policy, ref, tokenizer, reward, task.train.texts, gen, select)
     return trainer, task
 

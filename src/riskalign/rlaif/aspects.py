@@ -69,6 +69,7 @@ class AspectShaper(RewardShaper):
               ) -> tuple[torch.Tensor, dict[str, list[str]]]:
         """Per-aspect standardised scores [3, B] (rows in ``ASPECTS`` order) and the follow-ups."""
         users = [self.user_prompt(p) for p in prompts]
+        completions = [c.strip() for c in completions]
         follow = self.follow_ups(users, completions)
         rows = []
         for aspect in ASPECTS:
@@ -78,11 +79,15 @@ class AspectShaper(RewardShaper):
             rows.append(torch.as_tensor(scores, dtype=torch.float32))
         return torch.stack(rows), follow
 
+    def combine(self, parts: torch.Tensor) -> torch.Tensor:
+        """UWO over the aspects: [3, B] -> [B]."""
+        return aggregate_rewards(parts, "uwo", self.lam)
+
     def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
         scores, _ = self.parts(prompts, completions)
         stats = {f"score_{a}": scores[k].mean().item() for k, a in enumerate(ASPECTS)}
         stats["aspect_variance_mean"] = member_variance(scores).mean().item()
-        return ShapedReward(aggregate_rewards(scores, "uwo", self.lam), stats=stats)
+        return ShapedReward(self.combine(scores), stats=stats)
 
 
 __all__ = ["ASPECTS", "AspectShaper", "follow_up_replies", "rm_inputs"]

@@ -18,7 +18,6 @@ import torch
 
 from ..atomic import write_text
 from ..eval.plots import plot_rlaif_scores
-from ..rewards.aggregate import aggregate_rewards
 from .aspects import ASPECTS, AspectShaper, follow_up_replies
 from .judge import Judge, judge_both_orders, verdict
 from .report import evaluation_markdown
@@ -69,7 +68,7 @@ def evaluate(pipe) -> dict:
                                                            cfg.follow_up_tokens),
             pipe.cons.follow_ups, cfg.lam)
         parts, _ = shaper.parts(prompts, ans)
-        m = {"reward": aggregate_rewards(parts, "uwo", cfg.lam).mean().item(),
+        m = {"reward": shaper.combine(parts).mean().item(),
              "offensive_rate": offensive_rate(ans),
              "length_tokens": statistics.mean(len(chat.tok.encode(a, add_special_tokens=False))
                                               for a in ans)}

@@ -39,9 +39,13 @@ def sample_answer_pairs(chat: ChatModel, prompts: list[str], questions: dict[str
     return rows
 
 
-def aspect_text(row: dict, aspect: str, which: int) -> str:
-    """What the judge reads for ``aspect`` of answer ``which`` (0 = a, 1 = b)."""
-    return row["answers"][which] if aspect == "action" else row[aspect][which]
+def aspect_text(row: dict, aspect: str, which: int, questions: dict[str, str]) -> str:
+    """What the judge reads for ``aspect`` of answer ``which`` (0 = a, 1 = b): the answer, or
+    the answer followed by the follow-up question and the reply to it."""
+    answer = row["answers"][which]
+    if aspect == "action":
+        return answer
+    return f"{answer}\n[{questions[aspect]}] {row[aspect][which]}"
 
 
 def label_pairs(rows: list[dict], judge: Judge, cons: Constitution, virtues_per_comparison: int,
@@ -60,7 +64,7 @@ def label_pairs(rows: list[dict], judge: Judge, cons: Constitution, virtues_per_
                                               plans[start:start + chunk])]
             requests, owner = [], []
             for k, (row, vs) in enumerate(batch):
-                a, b = aspect_text(row, aspect, 0), aspect_text(row, aspect, 1)
+                a, b = (aspect_text(row, aspect, w, cons.follow_ups) for w in (0, 1))
                 if a.strip() == b.strip():
                     continue
                 for v in vs:
@@ -82,7 +86,7 @@ def label_pairs(rows: list[dict], judge: Judge, cons: Constitution, virtues_per_
                 by_row.setdefault(k, []).append(j.p_first)
             for k, (row, _) in enumerate(batch):
                 c["pairs"] += 1
-                a, b = aspect_text(row, aspect, 0), aspect_text(row, aspect, 1)
+                a, b = (aspect_text(row, aspect, w, cons.follow_ups) for w in (0, 1))
                 if a.strip() == b.strip():
                     c["identical"] += 1
                     continue

@@ -2,6 +2,9 @@
 
 Stages and outputs under ``output_dir`` (a stage is skipped when its output exists; PPO resumes
 from its checkpoints):
+Redoing a stage (``--force``) first removes its output and that of every later stage, so the
+outputs on disk always come from one pass. Folders appear only once complete.
+
 1. ``prompts``: seeded split -> ``prompts/train.jsonl``, ``prompts/held_out.jsonl``;
 2. ``sft-data``: answer, critique and revise (``critique``) -> ``sft_data.jsonl``;
 3. ``sft``: LoRA SFT of the policy on (prompt, revision) -> ``sft/``;
@@ -16,19 +19,26 @@ from __future__ import annotations
 
 import copy
 import json
+import shutil
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 from rich.console import Console
 
-from ..atomic import write_text
+from ..atomic import write_dir, write_text
 from ..config import to_dict
 from ..reward_model.data import write_preferences
 from ..tasks import DataError, PromptSet
+from .aspects import ASPECTS
 from .config import STAGES, RLAIFConfig
 from .constitution import load_constitution
 from .prompts import load_prompts, split_prompts
+
+
+# What each stage writes (relative to output_dir).
+OUTPUTS = {"prompts": ["prompts"], "sft-data": ["sft_data.jsonl"], "sft": ["sft_pairs.jsonl", "sft"],
+           "labels": ["labels"], "reward": ["rm"], "ppo": ["ppo"], "eval": ["eval", "report.md"]}
 
 
 def _jsonl(path: Path, rows: list[dict]) -> None:
@@ -70,8 +80,11 @@ class Pipeline:
     def prompts(self) -> None:
         train, held = split_prompts(load_prompts(self.cfg.prompts), self.cfg.held_out,
                                     self.cfg.seed)
-        _jsonl(self.out / "prompts" / "held_out.jsonl", [{"prompt": p} for p in held])
-        _jsonl(self.out / "prompts" / "train.jsonl", [{"prompt": p} for p in train])
+        def write(tmp: Path) -> None:
+            _jsonl(tmp / "held_out.jsonl", [{"prompt": p} for p in held])
+            _jsonl(tmp / "train.jsonl", [{"prompt": p} for p in train])
+
+        write_dir(self.out / "prompts", write)
         print(f"prompts: {len(train)} train, {len(held)} held out")
 
     def split(self, name: str) -> list[str]:
@@ -121,24 +134,28 @@ class Pipeline:
         prefs, report = label_pairs(rows, _judge(judge, self.cfg.judge_mode), self.cons,
                                     self.cfg.virtues_per_comparison, self.cfg.tie_margin,
                                     self.cfg.seed)
-        empty = [a for a, p in prefs.items() if len(p) < 4]
-        if empty:
-            raise DataError(f"labels: aspect(s) {', '.join(empty)} kept fewer than 4 pairs; see "
-                            f"the counts above (raise label_prompts or lower tie_margin)")
-        folder = self.out / "labels"
-        _jsonl(folder / "pairs.jsonl", rows)
-        for aspect, p in prefs.items():
-            write_preferences(folder / f"{aspect}.jsonl", p)
         report = {"judge": judge_path, "judge_mode": self.cfg.judge_mode,
                   "virtues_per_comparison": self.cfg.virtues_per_comparison,
                   "tie_margin": self.cfg.tie_margin, "aspects": report}
-        write_text(folder / "report.md", labelling_markdown(report))
-        write_text(folder / "report.json", json.dumps(report, indent=2))
         print(labelling_markdown(report))
+        few = {a: r for a, r in report["aspects"].items() if r["kept"] < 4}
+        if few:
+            raise DataError("labels: too few pairs kept to train a reward model: " + "; ".join(
+                f"{a} kept {r['kept']} of {r['pairs']} (ties {r['ties']}, failed {r['failed']}, "
+                f"identical {r['identical']})" for a, r in few.items())
+                + "; raise label_prompts, lower tie_margin or use a stronger judge")
+
+        def write(tmp: Path) -> None:
+            _jsonl(tmp / "pairs.jsonl", rows)
+            for aspect, p in prefs.items():
+                write_preferences(tmp / f"{aspect}.jsonl", p)
+            write_text(tmp / "report.md", labelling_markdown(report))
+            write_text(tmp / "report.json", json.dumps(report, indent=2))
+
+        write_dir(self.out / "labels", write)
 
     def reward(self) -> None:
         from ..reward_model.train import train_reward_models
-        from .aspects import ASPECTS
 
         for aspect in ASPECTS:
             r = copy.deepcopy(self.cfg.reward)
@@ -151,7 +168,7 @@ class Pipeline:
     def rl_config(self):
         rl = copy.deepcopy(self.cfg.rl)
         rl.output_dir, rl.seed = str(self.out / "ppo"), self.cfg.seed
-        rl.threads = rl.threads or self.cfg.threads
+        rl.threads = self.cfg.threads
         rl.model.policy = str(self.out / "sft")
         rl.model.load_in_4bit = rl.model.load_in_4bit or self.cfg.load_in_4bit
         return rl
@@ -160,10 +177,10 @@ class Pipeline:
         """The PPO trainer with the aspect shaper (``train.run_ppo``'s ``build`` hook)."""
         from ..models import load_policy, load_tokenizer
         from ..ppo.rollout import GenerationSettings
-        from ..ppo.trainer import PPOTrainer, seed_everything, total_iterations
+        from ..ppo.trainer import PPOTrainer, seed_everything
         from ..rewards.ensemble import EnsembleReward
-        from ..risk import SoftRiskSelector
-        from .aspects import ASPECTS, AspectShaper, follow_up_replies
+        from ..train import risk_selector
+        from .aspects import AspectShaper, follow_up_replies
         from .chat import ChatModel
 
         seed_everything(rl.seed)
@@ -180,10 +197,7 @@ class Pipeline:
             self.cons.follow_ups, self.cfg.lam, user_prompt=lambda p: formatted.get(p, p))
         gen = GenerationSettings(self.cfg.answer_tokens, min(8, self.cfg.answer_tokens),
                                  rl.ppo.temperature, rl.ppo.top_k, rl.ppo.top_p)
-        if select is None and rl.risk.alpha < 1:
-            r = rl.risk
-            select = SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
-                                      total_iterations(rl, len(train)))
+        select = select or risk_selector(rl, len(train))
         trainer = PPOTrainer(rl, policy, ref, tok, shaper, list(formatted), gen, select)
         return trainer, SimpleNamespace(test=PromptSet([], []))
 
@@ -207,9 +221,25 @@ class Pipeline:
                 "sft": (o / "sft" / "config.json").exists(),
                 "labels": (o / "labels" / "report.json").exists(),
                 "reward": all((o / "rm" / a / "manifest.json").exists()
-                              for a in ("action", "motivation", "consequence")),
+                              for a in ASPECTS),
                 "ppo": (o / "ppo" / "summary.json").exists(),
                 "eval": (o / "eval" / "results.json").exists()}[stage]
+
+    def remove_from(self, stage: str) -> None:
+        """Delete the outputs of ``stage`` and of every later stage."""
+        gone = []
+        for later in STAGES[STAGES.index(stage):]:
+            for name in OUTPUTS[later]:
+                path = self.out / name
+                if path.is_dir():
+                    shutil.rmtree(path)
+                elif path.exists():
+                    path.unlink()
+                else:
+                    continue
+                gone.append(name)
+        if gone:
+            print(f"removed {', '.join(gone)} (redone from stage {stage})")
 
     def run(self, stages: list[str], force: bool = False) -> dict[str, float]:
         self.out.mkdir(parents=True, exist_ok=True)
@@ -217,7 +247,9 @@ class Pipeline:
         times = {}
         for n, stage in enumerate(stages, start=1):
             self.console.rule(f"[bold]rlaif stage {n}/{len(stages)}: {stage}")
-            if self.done(stage) and not force:
+            if force:
+                self.remove_from(stage)
+            if self.done(stage):
                 print(f"{stage}: output exists, skipped (delete it or pass --force to redo)")
                 continue
             k = STAGES.index(stage)
