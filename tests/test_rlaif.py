@@ -404,3 +404,17 @@ def test_sft_pairs_keep_target_tokens_when_the_prompt_is_too_long(tokenizer_dir)
     n_tgt = len(tok("ok" + tok.eos_token, add_special_tokens=False).input_ids)
     assert (labels[0] != -100).sum().item() == n_tgt and ids[0, :20 - n_tgt].tolist() == \
         pre_ids[-(20 - n_tgt):]
+
+
+def test_label_probs_do_not_depend_on_batching(tiny_model_dir):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from riskalign.rlaif.chat import ChatModel
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lm = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    convs = [[{"role": "user", "content": "x " * n}] for n in (9, 1, 5, 3, 7)]
+    one = ChatModel(lm, tok, batch_size=1).label_probs(convs, ("A", "B"))
+    many = ChatModel(lm, tok, batch_size=3).label_probs(convs, ("A", "B"))
+    assert torch.allclose(one, many, atol=1e-5) and torch.allclose(one.sum(1), torch.ones(5))
+    assert not torch.allclose(one[0], one[1])          # rows stay with their own request

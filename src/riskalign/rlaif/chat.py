@@ -83,18 +83,22 @@ class ChatModel:
         return ids
 
     def label_probs(self, conversations: list[list[dict]], labels: tuple[str, ...]) -> torch.Tensor:
-        """Softmax over the labels' logits at the reply's first token: [N, len(labels)]."""
+        """Softmax over the labels' logits at the reply's first token: [N, len(labels)].
+        Requests are batched by length (less padding); rows come back in the given order."""
         ids = self.label_ids(labels)
         texts = [self.prompt(m) for m in conversations]
-        probs = []
+        lengths = [len(t) for t in self.tok(texts, add_special_tokens=False).input_ids]
+        order = sorted(range(len(texts)), key=lengths.__getitem__)
+        probs = torch.zeros(len(texts), len(labels))
         with self._eval():
-            for i in range(0, len(texts), self.batch_size):
-                enc = self._encode(texts[i:i + self.batch_size])
+            for i in range(0, len(order), self.batch_size):
+                rows = order[i:i + self.batch_size]
+                enc = self._encode([texts[r] for r in rows])
                 logits = self.lm(input_ids=enc.input_ids, attention_mask=enc.attention_mask,
                                  position_ids=position_ids_from_mask(enc.attention_mask),
                                  logits_to_keep=1, use_cache=False).logits[:, -1].float()
-                probs.append(torch.softmax(logits[:, ids], dim=-1).cpu())
-        return torch.cat(probs) if probs else torch.zeros(0, len(labels))
+                probs[rows] = torch.softmax(logits[:, ids], dim=-1).cpu()
+        return probs
 
 
 __all__ = ["ChatModel", "ChatTemplateError", "chat_prompt"]
