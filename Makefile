@@ -11,7 +11,10 @@ export TRANSFORMERS_OFFLINE ?= 1
 export HF_DATASETS_OFFLINE ?= 1
 export TOKENIZERS_PARALLELISM ?= false
 
-.PHONY: setup assets demo test test-slow clean
+BENCH_VENV := .venv-bench
+BENCH_STAMP := $(BENCH_VENV)/.installed
+
+.PHONY: setup assets demo test test-slow bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -37,5 +40,16 @@ test: assets
 test-slow: assets
 	$(BIN)/python -m pytest -q -m slow
 
+# The peer (TRL 1.12.0) lives in its own environment; it is never a dependency of riskalign.
+$(BENCH_STAMP): bench/requirements.txt
+	test -x $(BENCH_VENV)/bin/python || $(PY) -m venv $(BENCH_VENV)
+	$(BENCH_VENV)/bin/pip install -q --upgrade pip
+	$(BENCH_VENV)/bin/pip install -q torch==2.13.0
+	$(BENCH_VENV)/bin/pip install -q -r bench/requirements.txt
+	touch $(BENCH_STAMP)
+
+bench: assets $(BENCH_STAMP)
+	$(BIN)/python bench/run.py --trl-python $(BENCH_VENV)/bin/python $(BENCH_ARGS)
+
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) $(BENCH_VENV) runs bench/.work

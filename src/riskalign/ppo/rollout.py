@@ -128,16 +128,20 @@ def collect(policy: ActorCritic, ref, tokenizer, shaper: RewardShaper, prompts: 
     t2 = time.perf_counter()
     T = mask.shape[1]
     logprobs, values, ref_logprobs = [], [], []
+    t_ref = 0.0
     policy.eval()
     for i in range(0, len(prompts), forward_batch_size):
         ids, att = input_ids[i:i + forward_batch_size], attention_mask[i:i + forward_batch_size]
         out = policy(ids, att, T, settings.temperature)
         logprobs.append(out["logprobs"])
         values.append(out["values"])
+        t = time.perf_counter()
         ref_logprobs.append(reference_logprobs(policy, ref, ids, att, T, settings.temperature))
+        t_ref += time.perf_counter() - t
     policy.train()
     t3 = time.perf_counter()
-    timings.update(generate=t1 - t0, score=t2 - t1, forward=t3 - t2)
+    timings.update(generate=t1 - t0, score=t2 - t1, forward=t3 - t2,
+                   forward_policy=t3 - t2 - t_ref, forward_ref=t_ref)
     m = mask.float()
     return Rollout(prompts, completions, input_ids, attention_mask, mask, shaped.scores,
                    torch.cat(logprobs) * m, torch.cat(ref_logprobs) * m, torch.cat(values) * m,

@@ -1,0 +1,74 @@
+"""One riskalign PPO run timed per iteration: ``python riskalign_runner.py KIND '<spec json>'``.
+
+KIND: ``rlhf`` (the shared reward model), ``ra-rlhf`` (the same, with the soft-risk schedule
+already at alpha = 0.4, so ceil(0.4 B) trajectories train) or ``ensemble`` (a 5-member ensemble of
+reward models with the ``adaptive`` method). Settings mirror the TRL run: full fine-tuning,
+float32, fixed-length responses, fixed KL coefficient. Prints one ``BENCH-RESULT {...}`` line
+with per-iteration seconds, the trainer's phase times and peak resident memory.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spec import Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
+
+PHASES = ("generate", "score", "forward_policy", "forward_ref", "update")
+
+
+def build(kind: str, spec: Spec):
+    import torch
+
+    from riskalign.config import RunConfig
+    from riskalign.models import load_policy, load_tokenizer
+    from riskalign.ppo.rollout import GenerationSettings
+    from riskalign.ppo.trainer import PPOTrainer, seed_everything
+    from riskalign.rewards.classifier import ClassifierReward
+    from riskalign.rewards.ensemble import EnsembleReward
+    from riskalign.rewards.shaping import EnsembleShaper, PlainShaper
+    from riskalign.risk import SoftRiskSelector
+
+    torch.set_num_threads(spec.threads)
+    cfg = RunConfig(seed=spec.seed, threads=spec.threads, output_dir=spec.extra["output_dir"])
+    cfg.model.policy = spec.model
+    p = cfg.ppo
+    p.batch_size, p.mini_batch_size, p.forward_batch_size = (spec.batch_size, spec.mini_batch_size,
+                                                             spec.batch_size)
+    p.ppo_epochs, p.learning_rate, p.init_kl_coef = spec.ppo_epochs, spec.learning_rate, spec.kl_coef
+    p.adap_kl_ctrl, p.temperature = False, spec.temperature
+    n_iter = spec.warmup + spec.iterations
+    p.total_iterations = n_iter
+    seed_everything(spec.seed)
+    tok = load_tokenizer(spec.model)
+    policy, ref = load_policy(cfg.model)
+    if kind == "ensemble":
+        shaper = EnsembleShaper(EnsembleReward(spec.extra["ensemble"], "full", spec.batch_size),
+                                "adaptive", 0.5)
+    else:
+        shaper = PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
+    select = (SoftRiskSelector(0.4, 0, 0.01, "kl_return", n_iter) if kind == "ra-rlhf" else None)
+    prompts = [r["text"] for r in read_prompts(spec.prompts)]
+    gen = GenerationSettings(spec.response_length, spec.response_length, spec.temperature)
+    return PPOTrainer(cfg, policy, ref, tok, shaper, prompts, gen, select)
+
+
+def main() -> None:
+    kind, spec = sys.argv[1], Spec.load(sys.argv[2])
+    trainer = build(kind, spec)
+    seconds, phases, kept = [], [], []
+    for _ in range(spec.warmup + spec.iterations):
+        t = time.perf_counter()
+        stats = trainer.step()
+        seconds.append(time.perf_counter() - t)
+        phases.append({k: stats.get(f"time_{k}", 0.0) for k in PHASES})
+        kept.append(stats["kept"])
+    w = spec.warmup
+    emit({"seconds": seconds[w:], "warmup_seconds": seconds[:w], "phases": phases[w:],
+          "trained_sequences": kept[-1], "peak_rss_mb": peak_rss_mb()})
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,196 @@
+"""``make bench``: riskalign's PPO against TRL 1.12's on the same work, in one invocation.
+
+For each model (a tiny random Llama, then the 135M policy) the four configurations run in turn,
+each in its own process (so each has its own peak memory), for ``rounds`` rounds: TRL PPO,
+riskalign RLHF, riskalign RA-RLHF at alpha 0.4 and riskalign with a 5-member ensemble
+(``adaptive``). Every run does ``warmup`` untimed iterations, then ``iterations`` timed ones; the
+table gives the median seconds per iteration, tokens per second and peak memory, the ratios to
+TRL, riskalign's phase breakdown and each phase's floor: its FLOPs divided by the machine's
+measured float32 matrix-multiply rate.
+
+FLOPs per iteration (2 per multiply-add; attention scores ignored; N = non-embedding
+parameters, H = vocabulary x hidden, B sequences, B0 trained, P prompt and T response tokens):
+  generation 2 N B (P + T) + 2 H B T,  one forward 2 N B (P + T) + 2 H B (T + 1),
+  reward 2 N_rm B (P + T) per model,  update epochs x 3 x (2 N B0 (P + T) + 2 H B0 (T + 1)).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from datetime import date
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+from spec import Spec  # noqa: E402
+
+CONFIGS = ("trl", "rlhf", "ra-rlhf", "ensemble")
+PHASES = ("generate", "score", "forward_policy", "forward_ref", "update")
+
+
+def matmul_gflops(threads: int, n: int = 1024, repeats: int = 10) -> float:
+    """Measured float32 matrix-multiply rate (GFLOP/s): best of ``repeats`` n x n products."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def param_counts(folder: str) -> tuple[int, int]:
+    """(non-embedding parameters N, vocabulary x hidden H) of a saved causal LM or classifier."""
+    from transformers import AutoConfig, AutoModel
+
+    cfg = AutoConfig.from_pretrained(folder)
+    with __import__("torch").device("meta"):
+        body = AutoModel.from_config(cfg)
+    total = sum(p.numel() for p in body.parameters())
+    head = cfg.vocab_size * cfg.hidden_size
+    return total - head, head
+
+
+def phase_flops(spec: Spec, n: int, h: int, n_rm: int, rm_models: int, trained: int,
+                prompt_tokens: int) -> dict[str, float]:
+    B, P, T = spec.batch_size, prompt_tokens, spec.response_length
+    fwd = 2 * n * B * (P + T) + 2 * h * B * (T + 1)
+    per_seq = fwd / B
+    return {"generate": 2 * n * B * (P + T) + 2 * h * B * T,
+            "score": 2 * n_rm * B * (P + T) * rm_models,
+            "forward_policy": fwd, "forward_ref": fwd,
+            "update": spec.ppo_epochs * 3 * per_seq * trained}
+
+
+def run_one(config: str, spec: Spec, trl_python: str) -> dict:
+    if config == "trl":
+        cmd = [trl_python, str(HERE / "trl_runner.py"), spec.dump()]
+    else:
+        cmd = [sys.executable, str(HERE / "riskalign_runner.py"), config, spec.dump()]
+    env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
+               TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(spec.threads))
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
+    lines = [x for x in proc.stdout.splitlines() if x.startswith("BENCH-RESULT ")]
+    if proc.returncode or not lines:
+        tail = "\n".join(proc.stderr.strip().splitlines()[-15:])
+        raise SystemExit(f"bench: the {config} run failed (exit {proc.returncode}):\n{tail}")
+    return json.loads(lines[-1][len("BENCH-RESULT "):])
+
+
+def summarise(runs: dict[str, list[dict]], spec: Spec, flops: dict, gflops: float) -> dict:
+    out = {}
+    for config, results in runs.items():
+        secs = [s for r in results for s in r["seconds"]]
+        med = statistics.median(secs)
+        trained = results[-1]["trained_sequences"]
+        row = {"seconds_per_iteration": med, "iterations_timed": len(secs),
+               "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
+               "generated_tokens_per_second": spec.batch_size * spec.response_length / med,
+               "trained_tokens_per_second": spec.ppo_epochs * trained * spec.response_length / med,
+               "trained_sequences": trained}
+        if "phases" in results[0]:
+            ph = {k: statistics.median(p[k] for r in results for p in r["phases"]) for k in PHASES}
+            fl = flops[config]
+            row["phases"] = {k: {"seconds": ph[k], "floor_seconds": fl[k] / (gflops * 1e9)}
+                             for k in PHASES}
+            row["floor_seconds_per_iteration"] = sum(fl.values()) / (gflops * 1e9)
+        out[config] = row
+    trl = out["trl"]["seconds_per_iteration"]
+    for config in CONFIGS[1:]:
+        out[config]["speedup_vs_trl"] = trl / out[config]["seconds_per_iteration"]
+    out["ensemble"]["overhead_vs_rlhf"] = (out["ensemble"]["seconds_per_iteration"]
+                                           / out["rlhf"]["seconds_per_iteration"] - 1)
+    return out
+
+
+def print_table(name: str, res: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    t = Table(title=f"PPO iteration, {name}")
+    for col in ("config", "s/iter", "vs TRL", "gen tok/s", "trained tok/s", "peak MB",
+                "floor s/iter"):
+        t.add_column(col, justify="right")
+    for c in CONFIGS:
+        r = res[c]
+        t.add_row(c, f"{r['seconds_per_iteration']:.2f}",
+                  "1.00x" if c == "trl" else f"{r['speedup_vs_trl']:.2f}x",
+                  f"{r['generated_tokens_per_second']:.0f}", f"{r['trained_tokens_per_second']:.0f}",
+                  f"{r['peak_rss_mb']:.0f}",
+                  f"{r['floor_seconds_per_iteration']:.2f}" if "phases" in r else "-")
+    Console().print(t)
+    p = Table(title=f"riskalign RLHF phases, {name} (median s; floor = FLOPs / matmul rate)")
+    for col in ("phase", "seconds", "floor", "x floor"):
+        p.add_column(col, justify="right")
+    for k, v in res["rlhf"]["phases"].items():
+        p.add_row(k, f"{v['seconds']:.3f}", f"{v['floor_seconds']:.3f}",
+                  f"{v['seconds'] / v['floor_seconds']:.1f}" if v["floor_seconds"] else "-")
+    Console().print(p)
+    print(f"ensemble (5 reward models) over RLHF (1): "
+          f"{100 * res['ensemble']['overhead_vs_rlhf']:+.1f}%")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--trl-python", required=True, help="Python of the environment with TRL 1.12.")
+    ap.add_argument("--models", default="tiny,smollm2-135m",
+                    help="Comma-separated: tiny and/or smollm2-135m.")
+    ap.add_argument("--work", default=str(HERE / ".work"), help="Folder for the shared models.")
+    ap.add_argument("--out", default=str(HERE / "results.json"), help="Results file.")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads in every run.")
+    args = ap.parse_args()
+    import assets
+    from riskalign.assets import resolve_model
+
+    t0 = time.perf_counter()
+    paths = assets.build(Path(args.work))
+    gflops = matmul_gflops(args.threads)
+    print(f"float32 matmul rate: {gflops:.1f} GFLOP/s ({args.threads} threads)")
+    plans = {"tiny": (paths["tiny"], 2, 5), "smollm2-135m": (resolve_model("smollm2-135m"), 1, 3)}
+    n_rm, _ = param_counts(paths["reward"])
+    by_model = {}
+    for name in args.models.split(","):
+        folder, rounds, iters = plans[name]
+        spec = Spec(model=folder, reward=paths["reward"], prompts=paths["prompts"],
+                    threads=args.threads, iterations=iters,
+                    extra={"ensemble": paths["ensemble"], "output_dir": tempfile.mkdtemp()})
+        n, h = param_counts(folder)
+        runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+        for rnd in range(rounds):
+            for c in CONFIGS:
+                print(f"{name}: round {rnd + 1}/{rounds}, {c} ...", flush=True)
+                runs[c].append(run_one(c, spec, args.trl_python))
+        flops = {c: phase_flops(spec, n, h, n_rm, 5 if c == "ensemble" else 1,
+                                runs[c][-1]["trained_sequences"], assets.PROMPT_TOKENS)
+                 for c in CONFIGS}
+        res = summarise(runs, spec, flops, gflops)
+        res["settings"] = {"batch_size": spec.batch_size, "mini_batch_size": spec.mini_batch_size,
+                           "ppo_epochs": spec.ppo_epochs, "response_tokens": spec.response_length,
+                           "prompt_tokens": assets.PROMPT_TOKENS, "kl_coef": spec.kl_coef,
+                           "dtype": "float32", "threads": spec.threads, "rounds": rounds,
+                           "warmup_iterations": spec.warmup, "timed_iterations": iters,
+                           "policy_non_embedding_params": n, "reward_non_embedding_params": n_rm}
+        by_model[name] = res
+        print_table(name, res)
+    headline = by_model.get("smollm2-135m") or next(iter(by_model.values()))
+    result = {c: headline[c] for c in CONFIGS}
+    result.update({"date": date.today().isoformat(), "matmul_gflops": gflops,
+                   "headline_model": "smollm2-135m" if "smollm2-135m" in by_model else "tiny",
+                   "by_model": by_model, "wall_seconds": time.perf_counter() - t0})
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"bench: {time.perf_counter() - t0:.0f} s in all; results in {args.out}")
+
+
+if __name__ == "__main__":
+    main()
