@@ -135,3 +135,29 @@ def test_dropped_trajectories_do_not_touch_the_update(tiny_model_dir, tmp_path, 
         t.train()
         results.append(_final_params(t))
     assert all(torch.equal(v, results[1][k]) for k, v in results[0].items())
+
+
+def test_trainer_samples_through_its_generator(tiny_model_dir, tmp_path):
+    """A custom engine replaces generation without touching the trainer; it hears of each update."""
+    from riskalign.ppo.generation import HFGenerator
+
+    class Recording(HFGenerator):
+        def __init__(self):
+            self.prompts, self.updates = [], 0
+
+        def generate(self, policy, tokenizer, prompts, settings, batch_size):
+            self.prompts.append(list(prompts))
+            return super().generate(policy, tokenizer, prompts, settings, batch_size)
+
+        def update_weights(self, policy):
+            self.updates += 1
+
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=2", "log.checkpoint_every=100")
+    plain, _ = build_trainer(cfg)
+    expected = [plain.step()["score_mean"] for _ in range(2)]
+    trainer, _ = build_trainer(cfg)
+    trainer.generator = rec = Recording()
+    got = [trainer.step()["score_mean"] for _ in range(2)]
+    assert got == expected                      # same samples as the default engine
+    assert len(rec.prompts) == 2 and all(len(p) == 16 for p in rec.prompts) and rec.updates == 2
+    assert {"time_forward_policy", "time_forward_ref"} <= set(trainer.step())

@@ -14,15 +14,8 @@ import torch
 
 from ..models import ActorCritic, reference_logprobs
 from ..rewards.shaping import RewardShaper
-
-
-@dataclass
-class GenerationSettings:
-    max_new_tokens: int
-    min_new_tokens: int = 0
-    temperature: float = 1.0
-    top_k: int = 0
-    top_p: float = 1.0
+from .generation import (GenerationSettings, Generator, HFGenerator, generate,  # noqa: F401
+                         response_mask_from_tokens)
 
 
 @dataclass
@@ -64,50 +57,6 @@ class Rollout:
         return Rollout(**picked)
 
 
-def response_mask_from_tokens(response: torch.Tensor, eos_token_id: int | None) -> torch.Tensor:
-    """1 up to and including the first EOS of each row, 0 after: [B, T] -> [B, T] (long)."""
-    if eos_token_id is None:
-        return torch.ones_like(response)
-    is_eos = (response == eos_token_id).long()
-    eos_before = torch.cumsum(is_eos, dim=1) - is_eos  # EOS strictly before this position
-    return (eos_before == 0).long()
-
-
-@torch.no_grad()
-def generate(policy: ActorCritic, tokenizer, prompts: list[str], settings: GenerationSettings,
-             batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample completions. Returns (input_ids [B, P+T], attention_mask [B, P+T], response_mask
-    [B, T]); P is the longest prompt, T the longest response in the whole batch."""
-    from transformers import GenerationConfig
-
-    enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
-                    add_special_tokens=False)
-    gen_cfg = GenerationConfig(
-        do_sample=True, temperature=settings.temperature, top_k=settings.top_k,
-        top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,
-        min_new_tokens=settings.min_new_tokens, eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id, use_cache=True)
-    P = enc.input_ids.shape[1]
-    responses = []
-    was_training = policy.training
-    policy.eval()
-    for i in range(0, len(prompts), batch_size):
-        out = policy.lm.generate(input_ids=enc.input_ids[i:i + batch_size],
-                                 attention_mask=enc.attention_mask[i:i + batch_size],
-                                 generation_config=gen_cfg)
-        responses.append(out[:, P:])
-    policy.train(was_training)
-    T = max(r.shape[1] for r in responses)
-    pad = tokenizer.pad_token_id
-    response = torch.cat([torch.nn.functional.pad(r, (0, T - r.shape[1]), value=pad)
-                          for r in responses])
-    mask = response_mask_from_tokens(response, tokenizer.eos_token_id)
-    response = torch.where(mask.bool(), response, torch.full_like(response, pad))
-    input_ids = torch.cat([enc.input_ids, response], dim=1)
-    attention_mask = torch.cat([enc.attention_mask, torch.ones_like(response)], dim=1)
-    return input_ids, attention_mask, mask
-
-
 def decode_completions(tokenizer, input_ids: torch.Tensor, response_mask: torch.Tensor) -> list[str]:
     T = response_mask.shape[1]
     return [tokenizer.decode(row[m.bool()], skip_special_tokens=True)
@@ -117,11 +66,12 @@ def decode_completions(tokenizer, input_ids: torch.Tensor, response_mask: torch.
 @torch.no_grad()
 def collect(policy: ActorCritic, ref, tokenizer, shaper: RewardShaper, prompts: list[str],
             settings: GenerationSettings, forward_batch_size: int,
-            timings: dict[str, float]) -> Rollout:
-    """Generate, score, and run the no-grad policy/value and reference forward passes."""
+            timings: dict[str, float], generator: Generator | None = None) -> Rollout:
+    """Generate (with ``generator``, default Hugging Face ``generate``), score, and run the
+    no-grad policy/value and reference forward passes."""
     t0 = time.perf_counter()
-    input_ids, attention_mask, mask = generate(policy, tokenizer, prompts, settings,
-                                               forward_batch_size)
+    input_ids, attention_mask, mask = (generator or HFGenerator()).generate(
+        policy, tokenizer, prompts, settings, forward_batch_size)
     t1 = time.perf_counter()
     completions = decode_completions(tokenizer, input_ids, mask)
     shaped = shaper(prompts, completions)

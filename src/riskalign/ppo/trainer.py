@@ -32,6 +32,7 @@ from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rn
                          save_checkpoint, set_rng_state)
 from .kl_control import AdaptiveKLController, FixedKLController
 from .losses import policy_loss, value_loss
+from .generation import Generator, HFGenerator
 from .rollout import GenerationSettings, Rollout, collect
 
 # select(iteration, rollout, rewards [B, T]) -> LongTensor of the trajectories that train.
@@ -79,9 +80,11 @@ def total_iterations(cfg: RunConfig, n_prompts: int) -> int:
 
 class PPOTrainer:
     def __init__(self, cfg: RunConfig, policy: ActorCritic, ref, tokenizer, reward,
-                 prompts: list[str], gen: GenerationSettings, select: Selector | None = None):
+                 prompts: list[str], gen: GenerationSettings, select: Selector | None = None,
+                 generator: Generator | None = None):
         self.cfg, self.policy, self.ref, self.tokenizer = cfg, policy, ref, tokenizer
         self.prompts, self.gen, self.select = prompts, gen, select
+        self.generator = generator or HFGenerator()
         self.shaper = as_shaper(reward)
         self.reward = self.shaper.source  # a plain source, for held-out scoring
         p = cfg.ppo
@@ -100,7 +103,7 @@ class PPOTrainer:
         self.iteration += 1
         batch = [self.prompts[i] for i in self.stream.next()]
         ro = collect(self.policy, self.ref, self.tokenizer, self.shaper, batch, self.gen,
-                     p.forward_batch_size, timings)
+                     p.forward_batch_size, timings, self.generator)
         beta = self.kl_ctl.value
         rewards, kl = kl_penalised_rewards(ro.scores, ro.logprobs, ro.ref_logprobs,
                                            ro.response_mask,
@@ -114,6 +117,7 @@ class PPOTrainer:
             advantages = masked_whiten(advantages, mask)
         t0 = time.perf_counter()
         stats = self.update(sub, advantages, returns)
+        self.generator.update_weights(self.policy)
         timings["update"] = time.perf_counter() - t0
         mean_kl = kl.sum(1).mean().item()
         self.kl_ctl.update(mean_kl, len(keep))
