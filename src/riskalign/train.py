@@ -67,6 +67,9 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo
     out.mkdir(parents=True, exist_ok=True)
     trainer, task = build(cfg, select)
     resumed = trainer.resume() if resume else False
+    if not trainer.dist.is_main:  # other processes train their share; the main one writes
+        trainer.train()
+        return {}
     (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
     n_eval = min(cfg.log.eval_prompts, len(task.test))
     before_file = out / "eval_before.json"

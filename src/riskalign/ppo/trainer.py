@@ -32,6 +32,7 @@ from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rn
                          save_checkpoint, set_rng_state)
 from .kl_control import AdaptiveKLController, FixedKLController
 from .losses import policy_loss, value_loss
+from .distributed import Dist, global_whiten
 from .generation import Generator, HFGenerator
 from .rollout import GenerationSettings, Rollout, collect
 
@@ -92,6 +93,17 @@ class PPOTrainer:
                        if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
         self.params = [x for x in policy.parameters() if x.requires_grad]
         self.optimizer = torch.optim.AdamW(self.params, lr=p.learning_rate, weight_decay=p.weight_decay)
+        self.dist = Dist()
+        if self.dist.world > 1:  # the same weights everywhere (broadcast), different samples
+            torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
+        for name in ("batch_size", "mini_batch_size"):
+            if getattr(p, name) % self.dist.world:
+                raise ValueError(f"ppo.{name} ({getattr(p, name)}) must be divisible by the "
+                                 f"number of processes ({self.dist.world})")
+        # the training forward goes through the wrapper that averages gradients across processes
+        self.train_model, self.optimizer = self.dist.prepare(policy, self.optimizer)
+        if select is not None and hasattr(select, "dist"):
+            select.dist = self.dist
         self.stream = PromptStream(len(prompts), p.batch_size, cfg.seed)
         self.total = total_iterations(cfg, len(prompts))
         self.iteration = 0
@@ -101,7 +113,7 @@ class PPOTrainer:
     def step(self) -> dict:
         p, t_start, timings = self.cfg.ppo, time.perf_counter(), {}
         self.iteration += 1
-        batch = [self.prompts[i] for i in self.stream.next()]
+        batch = self.dist.shard([self.prompts[i] for i in self.stream.next()])
         ro = collect(self.policy, self.ref, self.tokenizer, self.shaper, batch, self.gen,
                      p.forward_batch_size, timings, self.generator)
         beta = self.kl_ctl.value
@@ -110,21 +122,31 @@ class PPOTrainer:
                                            beta if ro.kl_scale is None else beta * ro.kl_scale)
         keep = (self.select(self.iteration, ro, rewards) if self.select
                 else torch.arange(len(ro)))
+        self._local_rollout = ro
+        if self.dist.world > 1:  # which of the global batch trained, for logging
+            flags = torch.zeros(len(ro), dtype=torch.bool)
+            flags[keep] = True
+            self._global_keep = self.dist.gather(flags)
         sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
         mask = sub.response_mask.float()
         advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)
         if p.whiten_advantages:
-            advantages = masked_whiten(advantages, mask)
+            advantages = (masked_whiten(advantages, mask) if self.dist.world == 1
+                          else global_whiten(advantages, mask, self.dist))
         t0 = time.perf_counter()
         stats = self.update(sub, advantages, returns)
         self.generator.update_weights(self.policy)
         timings["update"] = time.perf_counter() - t0
-        mean_kl = kl.sum(1).mean().item()
-        self.kl_ctl.update(mean_kl, len(keep))
+        d = self.dist
+        kept = int(d.reduce(torch.tensor(len(keep))).item())
+        mean_kl = (d.reduce(kl.sum(1).sum()) / kept).item() if d.world > 1 else kl.sum(1).mean().item()
+        self.kl_ctl.update(mean_kl, kept)
+        scores = d.gather(ro.scores)
+        kept_scores = sub.scores if d.world == 1 else scores[self._global_keep]
         stats.update(
-            iteration=self.iteration, score_mean=ro.scores.mean().item(),
-            score_std=ro.scores.std().item() if len(ro) > 1 else 0.0,
-            kept=len(keep), kept_score_mean=sub.scores.mean().item(), kl=mean_kl, beta=beta,
+            iteration=self.iteration, score_mean=scores.mean().item(),
+            score_std=scores.std().item() if len(scores) > 1 else 0.0,
+            kept=kept, kept_score_mean=kept_scores.mean().item(), kl=mean_kl, beta=beta,
             response_len=ro.response_mask.sum(1).float().mean().item(),
             **getattr(self.select, "stats", {}), **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
@@ -134,15 +156,29 @@ class PPOTrainer:
     def update(self, ro: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
         p, n, T = self.cfg.ppo, len(ro), ro.response_len
         mask = ro.response_mask.float()
+        d = self.dist
+        mb_size = p.mini_batch_size // d.world
+        # every process takes the same number of steps, even with unequal tails
+        n_steps = int(d.reduce(torch.tensor(-(-n // mb_size)), "max").item())
+        if n == 0:  # no trajectory of this process trains: zero-weighted stand-ins keep it in step
+            ro = self._local_rollout.subset(torch.zeros(1, dtype=torch.long))
+            advantages, returns = torch.zeros_like(ro.values), torch.zeros_like(ro.values)
+            mask = ro.response_mask.float()
         sums: dict[str, float] = {}
         steps = 0
         self.policy.train()
         for _ in range(p.ppo_epochs):
             perm = torch.randperm(n)
-            for start in range(0, n, p.mini_batch_size):
-                mb = perm[start:start + p.mini_batch_size]
-                out = self.policy(ro.input_ids[mb], ro.attention_mask[mb], T, self.gen.temperature,
-                                  with_entropy=True)
+            for k in range(n_steps):
+                mb = perm[k * mb_size:(k + 1) * mb_size]
+                scale = 1.0
+                if d.world > 1:  # local token mean -> this process's share of the global mean
+                    tokens = mask[mb].sum()
+                    scale = (tokens * d.world / d.reduce(tokens).clamp(min=1)).item()
+                    if len(mb) == 0:  # nothing left here: take part with a zero-weighted sample
+                        mb, scale = torch.zeros(1, dtype=torch.long), 0.0
+                out = self.train_model(ro.input_ids[mb], ro.attention_mask[mb], T,
+                                       self.gen.temperature, with_entropy=True)
                 pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb], advantages[mb], mask[mb],
                                          p.cliprange,
                                          None if ro.weight is None else ro.weight[mb])
@@ -150,14 +186,14 @@ class PPOTrainer:
                                         p.cliprange_value)
                 loss = pl + p.vf_coef * vl
                 self.optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                d.backward(loss if scale == 1.0 else loss * scale)
                 if p.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(self.params, p.max_grad_norm)
                 self.optimizer.step()
                 ent = masked_mean(out["entropy"], mask[mb]).item()
-                for k, v in {"policy_loss": pl.item(), "value_loss": vl.item(), "entropy": ent,
-                             **pstats, **vstats}.items():
-                    sums[k] = sums.get(k, 0.0) + v
+                for k2, v in {"policy_loss": pl.item(), "value_loss": vl.item(), "entropy": ent,
+                              **pstats, **vstats}.items():
+                    sums[k2] = sums.get(k2, 0.0) + v
                 steps += 1
         return {k: v / steps for k, v in sums.items()}
 
@@ -168,7 +204,9 @@ class PPOTrainer:
                 "shaper": self.shaper.state_dict(),
                 "config": json.dumps(_training_keys(to_dict(self.cfg)), sort_keys=True)}
 
-    def save(self) -> Path:
+    def save(self) -> Path | None:
+        if not self.dist.is_main:
+            return None
         return save_checkpoint(self.out / "checkpoints", self.iteration, self.policy,
                                self.state_dict(), self.cfg.log.keep_checkpoints)
 

@@ -1,0 +1,82 @@
+"""Data parallelism through Accelerate: each process samples its share of the global batch.
+
+Started by ``accelerate launch`` (any backend it supports: gloo on CPU, NCCL, DeepSpeed, FSDP),
+the trainer runs one ``Dist``. In a single process every helper is the identity, so the
+single-process path is unchanged. What must be global is made global here:
+
+* the RA-RLHF tail: returns are gathered, B0 and the threshold come from the whole batch;
+* advantage whitening: mean and variance over every process's valid tokens;
+* the loss: each process's token mean is rescaled by (its tokens * world / all tokens), so
+  that the gradient average Accelerate takes equals the gradient of the global token mean;
+* the KL fed to the KL controller and the logged scores.
+
+Processes hold equal shares (``ppo.batch_size`` and ``ppo.mini_batch_size`` divisible by the
+number of processes) and contiguous slices of the global batch, in rank order.
+"""
+
+from __future__ import annotations
+
+import os
+
+import torch
+
+
+class Dist:
+    def __init__(self):
+        self.world, self.rank, self.accelerator = 1, 0, None
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            from accelerate import Accelerator
+
+            self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+            self.world = self.accelerator.num_processes
+            self.rank = self.accelerator.process_index
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def shard(self, items: list) -> list:
+        """This process's contiguous slice of a global list."""
+        n = len(items) // self.world
+        return items[self.rank * n:(self.rank + 1) * n]
+
+    def gather(self, t: torch.Tensor) -> torch.Tensor:
+        """Concatenate equal-shaped tensors of every process along dim 0, in rank order."""
+        if self.world == 1:
+            return t
+        parts = [torch.empty_like(t) for _ in range(self.world)]
+        torch.distributed.all_gather(parts, t.contiguous())
+        return torch.cat(parts)
+
+    def reduce(self, t: torch.Tensor, op: str = "sum") -> torch.Tensor:
+        if self.world == 1:
+            return t
+        t = t.clone()
+        torch.distributed.all_reduce(t, op=getattr(torch.distributed.ReduceOp, op.upper()))
+        return t
+
+    def prepare(self, model, optimizer):
+        """The model that trains (wrapped for gradient averaging) and its optimizer."""
+        if self.accelerator is None:
+            return model, optimizer
+        return self.accelerator.prepare(model, optimizer)
+
+    def backward(self, loss: torch.Tensor) -> None:
+        if self.accelerator is None:
+            loss.backward()
+        else:
+            self.accelerator.backward(loss)
+
+
+def global_whiten(x: torch.Tensor, mask: torch.Tensor, dist: Dist,
+                  eps: float = 1e-8) -> torch.Tensor:
+    """``masked_whiten`` with the mean and unbiased variance taken over every process."""
+    m = mask.to(x.dtype)
+    stats = dist.reduce(torch.stack([(x * m).sum(), (x * x * m).sum(), m.sum()]))
+    total, sq, n = stats
+    mean = total / n
+    var = (sq / n - mean ** 2) * n / (n - 1)
+    return (x - mean) * torch.rsqrt(var + eps) * m
+
+
+__all__ = ["Dist", "global_whiten"]
