@@ -20,6 +20,7 @@ from safetensors.torch import load_file
 from riskalign.cli import main
 
 TESTS = str(Path(__file__).parent)
+CONFIGS = Path(__file__).parent.parent / "configs" / "accelerate"
 
 
 def _args(model_dir, *extra):
@@ -42,9 +43,9 @@ def _two_processes(args, out):
     if not launcher.exists():
         pytest.skip("accelerate launcher not installed")
     env = dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    cmd = [str(launcher), "launch", "--multi_gpu", "--num_processes", "2", "--num_machines", "1",
-           "--mixed_precision", "no", "--dynamo_backend", "no", "--main_process_port",
-           str(_free_port()), "-m", "riskalign.cli", "ppo", *args, f"output_dir={out}"]
+    cmd = [str(launcher), "launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml"),
+           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", "ppo", *args,
+           f"output_dir={out}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
 
@@ -110,3 +111,18 @@ def test_global_whiten_in_one_process_is_masked_whiten():
     expected = (x - 1.4) / (2.8 + 1e-8) ** 0.5 * mask
     assert torch.allclose(global_whiten(x, mask, Dist()), expected, atol=1e-6)
     assert torch.allclose(masked_whiten(x, mask), expected, atol=1e-6)
+
+
+@pytest.mark.parametrize("name, kind", [("cpu-2proc", "MULTI_GPU"), ("deepspeed-zero2", "DEEPSPEED"),
+                                        ("deepspeed-zero3", "DEEPSPEED"), ("fsdp", "FSDP")])
+def test_shipped_accelerate_configs_load(name, kind):
+    from accelerate.commands.config.config_args import load_config_from_file
+
+    cfg = load_config_from_file(str(CONFIGS / f"{name}.yaml"))
+    assert str(cfg.distributed_type).endswith(kind) and cfg.num_processes >= 2
+
+
+def test_other_commands_refuse_several_processes(monkeypatch, capsys):
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert main(["sft", "epochs=1"]) == 2
+    assert "only `ppo` runs on several processes" in capsys.readouterr().err

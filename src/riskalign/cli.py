@@ -254,6 +254,10 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command != "ppo":
+        print(f"riskalign: error: only `ppo` runs on several processes so far; run "
+              f"`{args.command}` as a single process", file=sys.stderr)
+        return 2
     try:
         args.fn(args)
     except (ConfigError, DataError, RewardError, CheckpointError, MissingModelError,
