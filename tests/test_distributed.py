@@ -124,5 +124,25 @@ def test_shipped_accelerate_configs_load(name, kind):
 
 def test_other_commands_refuse_several_processes(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["sft", "epochs=1"]) == 2
-    assert "only `ppo` runs on several processes" in capsys.readouterr().err
+    assert main(["reward", "data=x.jsonl"]) == 2
+    assert "only `ppo` and `sft` run on several processes" in capsys.readouterr().err
+
+
+def test_sft_on_two_processes_matches_one(tiny_model_dir, tmp_path):
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(f"sample number {i} says {'yes ' * (i % 5)}and ends" for i in range(12)))
+    args = [f"model.policy={tiny_model_dir}", f"text_file={texts}", "batch_size=4", "epochs=2",
+            "learning_rate=1e-2", "max_tokens=16"]
+    assert main(["sft", *args, f"output_dir={tmp_path / 'one'}"]) == 0
+    launcher = Path(sys.executable).with_name("accelerate")
+    cmd = [str(launcher), "launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml"),
+           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", "sft", *args,
+           f"output_dir={tmp_path / 'two'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    w1 = load_file(str(tmp_path / "one" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "two" / "model.safetensors"))
+    start = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
+    moved = max((w1[k] - start[k]).abs().max().item() for k in w1)
+    diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    assert moved > 1e-3 and diff < 1e-4, (moved, diff)

@@ -2,7 +2,8 @@
 or (prompt, response) pairs rendered with the model's chat template.
 
 A small loop (causal LM loss on right-padded batches, AdamW, optional LoRA) so that it shares the
-model loading, seeding and safetensors saving of the PPO path. For pairs the loss covers the
+model loading, seeding and safetensors saving of the PPO path. Under ``accelerate launch`` each
+process takes every world-th text of a batch and the loss is rescaled to the batch's token mean. For pairs the loss covers the
 response tokens only (the chat prompt is masked out).
 """
 
@@ -18,6 +19,7 @@ from rich.progress import track
 from .atomic import write_dir
 from .config import ModelConfig, TaskConfig, _check, opt
 from .models import apply_lora, load_causal_lm, load_tokenizer
+from .ppo.distributed import Dist
 from .tasks import DataError, get_spec
 
 
@@ -131,7 +133,10 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
 
             lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
         lm = apply_lora(lm, cfg.model.lora)
-    opt_ = torch.optim.AdamW([p for p in lm.parameters() if p.requires_grad], lr=cfg.learning_rate)
+    params = [p for p in lm.parameters() if p.requires_grad]
+    opt_ = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    dist = Dist()  # several processes under `accelerate launch`: each takes a share of a batch
+    model, opt_ = dist.prepare(lm, opt_)
     lm.train()
     steps = [(e, i) for e in range(cfg.epochs) for i in range(0, len(texts), cfg.batch_size)]
     order = list(range(len(texts)))
@@ -139,15 +144,21 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     for epoch, start in track(steps, description="sft"):
         if start == 0:
             random.Random(cfg.seed + epoch).shuffle(order)
-        ids, mask, labels = encode_pairs(tok, [texts[j] for j in order[start:start + cfg.batch_size]],
-                                         cfg.max_tokens)
-        loss = lm(input_ids=ids, attention_mask=mask, labels=labels).loss
+        batch = order[start:start + cfg.batch_size]
+        mine = batch[dist.rank::dist.world] or batch[:1]
+        ids, mask, labels = encode_pairs(tok, [texts[j] for j in mine], cfg.max_tokens)
+        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        if dist.world > 1:  # local token mean -> this process's share of the batch's token mean
+            tokens = (labels[:, 1:] != -100).sum().float() * (len(batch) > dist.rank)
+            loss = loss * (tokens * dist.world / dist.reduce(tokens)).item()
         opt_.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_([p for p in lm.parameters() if p.requires_grad], 1.0)
+        dist.backward(loss)
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt_.step()
         losses.append(loss.item())
     out = Path(cfg.output_dir)
+    if not dist.is_main:
+        return out
     if cfg.model.lora.enabled:
         lm = lm.merge_and_unload()
 
