@@ -124,8 +124,8 @@ def test_shipped_accelerate_configs_load(name, kind):
 
 def test_other_commands_refuse_several_processes(monkeypatch, capsys):
     monkeypatch.setenv("WORLD_SIZE", "2")
-    assert main(["reward", "data=x.jsonl"]) == 2
-    assert "only `ppo` and `sft` run on several processes" in capsys.readouterr().err
+    assert main(["prefs"]) == 2
+    assert "only `ppo`, `sft` and `reward` run on several processes" in capsys.readouterr().err
 
 
 def test_sft_on_two_processes_matches_one(tiny_model_dir, tmp_path):
@@ -146,3 +146,46 @@ def test_sft_on_two_processes_matches_one(tiny_model_dir, tmp_path):
     moved = max((w1[k] - start[k]).abs().max().item() for k in w1)
     diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
     assert moved > 1e-3 and diff < 1e-4, (moved, diff)
+
+
+def test_reward_model_on_two_processes_matches_one(tiny_encoder_dir, tmp_path):
+    """Dropout is switched off: its masks are drawn per process, so no equality could hold.
+    Centering gives the head's bias a real gradient: without it the Bradley-Terry loss does not
+    depend on the bias, Adam normalises the float noise of its zero gradient into steps of
+    +-lr, and the bias alone would differ between the runs."""
+    import random
+
+    from transformers import AutoConfig, AutoModel, AutoTokenizer
+
+    enc = tmp_path / "encoder"
+    cfg = AutoConfig.from_pretrained(tiny_encoder_dir)
+    cfg.hidden_dropout_prob = cfg.attention_probs_dropout_prob = 0.0
+    AutoModel.from_pretrained(tiny_encoder_dir, config=cfg).save_pretrained(str(enc))
+    AutoTokenizer.from_pretrained(tiny_encoder_dir).save_pretrained(str(enc))
+
+    rng = random.Random(0)
+    good, bad = ["great", "helpful", "kind"], ["awful", "rude", "useless"]
+    rows = [{"prompt": "It was", "chosen": f" {rng.choice(good)} and {i}",
+             "rejected": f" {rng.choice(bad)} and {i}"} for i in range(22)]
+    data = tmp_path / "pairs.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    args = [f"data={data}", f"backbone={enc}", "batch_size=6", "epochs=2",
+            "learning_rate=1e-3", "max_length=16", "eval_fraction=0.1", "center_coef=0.1"]
+    assert main(["reward", *args, f"output_dir={tmp_path / 'one'}"]) == 0
+    launcher = Path(sys.executable).with_name("accelerate")
+    cmd = [str(launcher), "launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml"),
+           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", "reward", *args,
+           f"output_dir={tmp_path / 'two'}"]
+    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    w1 = load_file(str(tmp_path / "one" / "member-0" / "model.safetensors"))
+    w2 = load_file(str(tmp_path / "two" / "member-0" / "model.safetensors"))
+    diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    assert diff < 1e-4, diff
+    m1 = json.loads((tmp_path / "one" / "manifest.json").read_text())["members"][0]
+    m2 = json.loads((tmp_path / "two" / "manifest.json").read_text())["members"][0]
+    assert m1["mean"] == pytest.approx(m2["mean"], abs=1e-4)
+    start = load_file(str(enc / "model.safetensors"))
+    moved = max((w1["bert." + k] - v).abs().max().item() for k, v in start.items()
+                if "bert." + k in w1)
+    assert moved > 1e-3, moved                                           # it did train

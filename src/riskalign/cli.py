@@ -254,8 +254,8 @@ def main(argv: list[str] | None = None) -> int:
             args.overrides = list(args.overrides) + extra
         else:
             parser.error(f"unrecognized arguments: {' '.join(extra)}")
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("ppo", "sft"):
-        print(f"riskalign: error: only `ppo` and `sft` run on several processes so far; run "
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1 and args.command not in ("ppo", "sft", "reward"):
+        print(f"riskalign: error: only `ppo`, `sft` and `reward` run on several processes; run "
               f"`{args.command}` as a single process", file=sys.stderr)
         return 2
     try:

@@ -20,6 +20,7 @@ from rich.progress import track
 
 from ..atomic import write_dir, write_text
 from ..config import _check, opt
+from ..ppo.distributed import Dist
 from ..tasks import DataError
 from .data import Preference, load_preferences, split_preferences
 from .loss import bradley_terry_loss, pairwise_accuracy
@@ -78,12 +79,16 @@ def _member_settings(cfg: RewardTrainConfig) -> dict:
 
 
 def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Preference],
-                 reference: list[str], member: int) -> dict:
+                 reference: list[str], member: int, dist: Dist | None = None) -> dict:
+    """Train member ``member``. With several processes (``dist``) each takes every world-th pair
+    of a batch and the loss is rescaled to the batch mean; only the main process writes."""
+    dist = dist or Dist()
     seed = cfg.seed + member
     torch.manual_seed(seed)
     model, tok = load_reward_model(cfg.backbone, seed, cfg.trust_remote_code)
     params = [p for p in model.parameters() if p.requires_grad]
     optim = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    wrapped, optim = dist.prepare(model, optim)
     order = list(range(len(train)))
     steps = [(e, s) for e in range(cfg.epochs) for s in range(0, len(train), cfg.batch_size)]
     losses = []
@@ -91,12 +96,16 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
     for epoch, start in track(steps, description=f"reward member {member}"):
         if start == 0:
             random.Random(seed * 1000 + epoch).shuffle(order)
-        batch = [train[i] for i in order[start:start + cfg.batch_size]]
-        r = reward_forward(model, tok, _texts(batch, "chosen") + _texts(batch, "rejected"),
+        full = [train[i] for i in order[start:start + cfg.batch_size]]
+        batch = full[dist.rank::dist.world] or full[:1]
+        r = reward_forward(wrapped, tok, _texts(batch, "chosen") + _texts(batch, "rejected"),
                            cfg.max_length)
         loss = bradley_terry_loss(r[:len(batch)], r[len(batch):], cfg.center_coef)
+        if dist.world > 1:  # local pair mean -> this process's share of the batch mean
+            share = len(full[dist.rank::dist.world]) * dist.world / len(full)
+            loss = loss * share
         optim.zero_grad(set_to_none=True)
-        loss.backward()
+        dist.backward(loss)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         losses.append(loss.item())
@@ -113,7 +122,8 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
         tok.save_pretrained(str(tmp))
         (tmp / "member.json").write_text(json.dumps(info, indent=2))
 
-    write_dir(Path(cfg.output_dir) / info["path"], write)
+    if dist.is_main:
+        write_dir(Path(cfg.output_dir) / info["path"], write)
     return info
 
 
@@ -132,18 +142,21 @@ def train_reward_models(cfg: RewardTrainConfig) -> dict:
     reference = [t for pair in zip(_texts(ref_rows, "chosen"), _texts(ref_rows, "rejected"))
                  for t in pair][:cfg.reference_size]  # chosen and rejected alternate
     out = Path(cfg.output_dir)
+    dist = Dist()
     members = []
     for m in range(cfg.ensemble):
         done = out / f"member-{m}" / "member.json"
         info = json.loads(done.read_text()) if done.exists() else None
         if (info is None or info.get("seed") != cfg.seed + m
                 or info.get("settings") != _member_settings(cfg)):
-            info = train_member(cfg, train, held, reference, m)
+            info = train_member(cfg, train, held, reference, m, dist)
         acc = info["eval_accuracy"]
         print(f"member {m} (seed {info['seed']}): held-out pairwise accuracy "
               f"{'n/a' if acc is None else f'{acc:.3f}'} on {len(held)} pairs; reference mean "
               f"{info['mean']:+.3f}, std {info['std']:.3f}")
         members.append(info)
+    if not dist.is_main:
+        return {}
     manifest = {"kind": "riskalign-reward-ensemble", "backbone": cfg.backbone,
                 "max_length": cfg.max_length, "members": members, "config": asdict(cfg)}
     write_text(out / MANIFEST, json.dumps(manifest, indent=2))
