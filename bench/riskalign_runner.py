@@ -14,9 +14,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spec import Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
-
-PHASES = ("generate", "score", "forward_policy", "forward_ref", "update")
+from spec import PHASES, Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
 
 
 def build(kind: str, spec: Spec):

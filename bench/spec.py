@@ -12,6 +12,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 
+# riskalign's phases, as the trainer times them (``time_<phase>`` in its stats).
+PHASES = ("generate", "score", "forward_policy", "forward_ref", "update")
+
+
 @dataclass
 class Spec:
     model: str                     # policy folder (a Llama with the SmolLM2 tokenizer)

@@ -38,16 +38,22 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _two_processes(args, out):
+def _two_processes(args, out, command="ppo"):
+    """``riskalign <command>`` on two CPU processes through the shipped Accelerate config."""
     launcher = Path(sys.executable).with_name("accelerate")
     if not launcher.exists():
         pytest.skip("accelerate launcher not installed")
     env = dict(os.environ, PYTHONPATH=TESTS + os.pathsep + os.environ.get("PYTHONPATH", ""))
     cmd = [str(launcher), "launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml"),
-           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", "ppo", *args,
-           f"output_dir={out}"]
+           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", command,
+           *args, f"output_dir={out}"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+def _max_change(a: dict, b: dict) -> float:
+    """Largest absolute difference between the weights the two state dicts share."""
+    return max((a[k] - b[k]).abs().max().item() for k in a if k in b)
 
 
 def _metrics(out):
@@ -74,8 +80,7 @@ def test_two_processes_match_one(tiny_model_dir, tmp_path, monkeypatch, risk):
     w1 = load_file(str(tmp_path / "one" / "final" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "two" / "final" / "model.safetensors"))
     start = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
-    moved = max((w1[k] - start[k]).abs().max().item() for k in w1)
-    diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    moved, diff = _max_change(w1, start), _max_change(w1, w2)
     assert moved > 1e-3 and diff < 1e-4, (moved, diff)
     shutil.rmtree(tmp_path)
 
@@ -99,18 +104,39 @@ def test_batch_must_split_evenly_across_processes(tiny_model_dir, tmp_path, monk
         build_trainer(cfg)
 
 
-def test_global_whiten_in_one_process_is_masked_whiten():
+def test_whitening_over_two_processes_equals_whitening_of_the_whole_batch():
+    import threading
+
     import torch
 
     from riskalign.ppo.advantages import masked_whiten
-    from riskalign.ppo.distributed import Dist, global_whiten
 
-    x = torch.tensor([[1.0, 2.0, 9.0], [4.0, 0.0, 0.0]])
-    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
-    # valid values 1, 2, 4, 0, 0: mean 1.4, unbiased variance 2.8
-    expected = (x - 1.4) / (2.8 + 1e-8) ** 0.5 * mask
-    assert torch.allclose(global_whiten(x, mask, Dist()), expected, atol=1e-6)
+    x = torch.tensor([[1.0, 2.0, 9.0], [4.0, 0.0, 0.0], [3.0, 5.0, 7.0], [2.0, 2.0, 6.0]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1], [1, 0, 0], [1, 1, 1]])
+    # one process, by hand: valid values 1 2 4 0 0 3 2 2 6, mean 20/9, unbiased variance
+    # (sum of squares 74 - 9 * (20/9)^2) / 8
+    mean, var = 20 / 9, (74 - 400 / 9) / 8
+    expected = (x - mean) / (var + 1e-8) ** 0.5 * mask
     assert torch.allclose(masked_whiten(x, mask), expected, atol=1e-6)
+
+    barrier, slots, out = threading.Barrier(2), [None, None], [None, None]
+
+    def run(rank):  # each "process" holds two rows; reduce sums what both hold
+        def reduce(t):
+            slots[rank] = t.clone()
+            barrier.wait()
+            total = slots[0] + slots[1]
+            barrier.wait()
+            return total
+        rows = slice(2 * rank, 2 * rank + 2)
+        out[rank] = masked_whiten(x[rows], mask[rows], reduce=reduce)
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in (0, 1)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert torch.allclose(torch.cat(out), expected, atol=1e-6)
 
 
 @pytest.mark.parametrize("name, kind", [("cpu-2proc", "MULTI_GPU"), ("deepspeed-zero2", "DEEPSPEED"),
@@ -134,17 +160,11 @@ def test_sft_on_two_processes_matches_one(tiny_model_dir, tmp_path):
     args = [f"model.policy={tiny_model_dir}", f"text_file={texts}", "batch_size=4", "epochs=2",
             "learning_rate=1e-2", "max_tokens=16"]
     assert main(["sft", *args, f"output_dir={tmp_path / 'one'}"]) == 0
-    launcher = Path(sys.executable).with_name("accelerate")
-    cmd = [str(launcher), "launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml"),
-           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", "sft", *args,
-           f"output_dir={tmp_path / 'two'}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _two_processes(args, tmp_path / "two", "sft")
     w1 = load_file(str(tmp_path / "one" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "two" / "model.safetensors"))
     start = load_file(str(Path(tiny_model_dir) / "model.safetensors"))
-    moved = max((w1[k] - start[k]).abs().max().item() for k in w1)
-    diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    moved, diff = _max_change(w1, start), _max_change(w1, w2)
     assert moved > 1e-3 and diff < 1e-4, (moved, diff)
 
 
@@ -172,20 +192,14 @@ def test_reward_model_on_two_processes_matches_one(tiny_encoder_dir, tmp_path):
     args = [f"data={data}", f"backbone={enc}", "batch_size=6", "epochs=2",
             "learning_rate=1e-3", "max_length=16", "eval_fraction=0.1", "center_coef=0.1"]
     assert main(["reward", *args, f"output_dir={tmp_path / 'one'}"]) == 0
-    launcher = Path(sys.executable).with_name("accelerate")
-    cmd = [str(launcher), "launch", "--config_file", str(CONFIGS / "cpu-2proc.yaml"),
-           "--main_process_port", str(_free_port()), "-m", "riskalign.cli", "reward", *args,
-           f"output_dir={tmp_path / 'two'}"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-2000:]
+    _two_processes(args, tmp_path / "two", "reward")
     w1 = load_file(str(tmp_path / "one" / "member-0" / "model.safetensors"))
     w2 = load_file(str(tmp_path / "two" / "member-0" / "model.safetensors"))
-    diff = max((w1[k] - w2[k]).abs().max().item() for k in w1)
+    diff = _max_change(w1, w2)
     assert diff < 1e-4, diff
     m1 = json.loads((tmp_path / "one" / "manifest.json").read_text())["members"][0]
     m2 = json.loads((tmp_path / "two" / "manifest.json").read_text())["members"][0]
     assert m1["mean"] == pytest.approx(m2["mean"], abs=1e-4)
     start = load_file(str(enc / "model.safetensors"))
-    moved = max((w1["bert." + k] - v).abs().max().item() for k, v in start.items()
-                if "bert." + k in w1)
+    moved = _max_change({"bert." + k: v for k, v in start.items()}, w1)
     assert moved > 1e-3, moved                                           # it did train

@@ -7,7 +7,7 @@ import torch
 
 from riskalign import AdaptiveKLController, compute_gae, kl_penalised_rewards, masked_whiten
 from riskalign import policy_loss, value_loss
-from riskalign.ppo.rollout import response_mask_from_tokens
+from riskalign.ppo.generation import response_mask_from_tokens
 
 
 def test_gae_by_hand_right_padded():

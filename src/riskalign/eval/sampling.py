@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 
 from ..models import ActorCritic
-from ..ppo.rollout import GenerationSettings, decode_completions, generate
+from ..ppo.generation import GenerationSettings, generate
+from ..ppo.rollout import decode_completions
 from ..rewards import checked_scores
 
 

@@ -9,27 +9,36 @@ from __future__ import annotations
 import torch
 
 
-def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+def _local(t: torch.Tensor) -> torch.Tensor:
+    return t
+
+
+def masked_mean(x: torch.Tensor, mask: torch.Tensor, dim: int | None = None,
+                reduce=_local) -> torch.Tensor:
+    """Mean over valid entries. ``reduce`` sums a tensor over processes (``Dist.reduce``), so
+    that the mean over all of them is taken; the default keeps it local."""
     mask = mask.to(x.dtype)
     if dim is None:
-        return (x * mask).sum() / mask.sum().clamp(min=1)
+        return reduce((x * mask).sum()) / reduce(mask.sum()).clamp(min=1)
     return (x * mask).sum(dim) / mask.sum(dim).clamp(min=1)
 
 
-def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True) -> torch.Tensor:
+def masked_var(x: torch.Tensor, mask: torch.Tensor, unbiased: bool = True,
+               reduce=_local) -> torch.Tensor:
     """Variance over the valid entries (Bessel-corrected by default, as TRL's whitening)."""
-    mean = masked_mean(x, mask)
-    var = masked_mean((x - mean) ** 2, mask)
+    mean = masked_mean(x, mask, reduce=reduce)
+    var = masked_mean((x - mean) ** 2, mask, reduce=reduce)
     if unbiased:
-        n = mask.sum()
+        n = reduce(mask.sum())
         var = var * n / (n - 1).clamp(min=1)
     return var
 
 
 def masked_whiten(x: torch.Tensor, mask: torch.Tensor, shift_mean: bool = True,
-                  eps: float = 1e-8) -> torch.Tensor:
-    """(x - mean) / sqrt(var + eps) over valid entries; padding comes back as 0."""
-    mean, var = masked_mean(x, mask), masked_var(x, mask)
+                  eps: float = 1e-8, reduce=_local) -> torch.Tensor:
+    """(x - mean) / sqrt(var + eps) over valid entries (of every process, with ``reduce``);
+    padding comes back as 0."""
+    mean, var = masked_mean(x, mask, reduce=reduce), masked_var(x, mask, reduce=reduce)
     out = (x - mean) * torch.rsqrt(var + eps)
     if not shift_mean:
         out = out + mean

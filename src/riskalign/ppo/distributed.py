@@ -5,7 +5,8 @@ the trainer runs one ``Dist``. In a single process every helper is the identity,
 single-process path is unchanged. What must be global is made global here:
 
 * the RA-RLHF tail: returns are gathered, B0 and the threshold come from the whole batch;
-* advantage whitening: mean and variance over every process's valid tokens;
+* advantage whitening: mean and variance over every process's valid tokens
+  (``masked_whiten(..., reduce=dist.reduce)``);
 * the loss: each process's token mean is rescaled by (its tokens * world / all tokens), so
   that the gradient average Accelerate takes equals the gradient of the global token mean;
 * the KL fed to the KL controller and the logged scores.
@@ -68,15 +69,4 @@ class Dist:
             self.accelerator.backward(loss)
 
 
-def global_whiten(x: torch.Tensor, mask: torch.Tensor, dist: Dist,
-                  eps: float = 1e-8) -> torch.Tensor:
-    """``masked_whiten`` with the mean and unbiased variance taken over every process."""
-    m = mask.to(x.dtype)
-    stats = dist.reduce(torch.stack([(x * m).sum(), (x * x * m).sum(), m.sum()]))
-    total, sq, n = stats
-    mean = total / n
-    var = (sq / n - mean ** 2) * n / (n - 1)
-    return (x - mean) * torch.rsqrt(var + eps) * m
-
-
-__all__ = ["Dist", "global_whiten"]
+__all__ = ["Dist"]

@@ -14,8 +14,7 @@ import torch
 
 from ..models import ActorCritic, reference_logprobs
 from ..rewards.shaping import RewardShaper
-from .generation import (GenerationSettings, Generator, HFGenerator, generate,  # noqa: F401
-                         response_mask_from_tokens)
+from .generation import GenerationSettings, Generator, HFGenerator
 
 
 @dataclass

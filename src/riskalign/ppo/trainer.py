@@ -32,7 +32,7 @@ from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rn
                          save_checkpoint, set_rng_state)
 from .kl_control import AdaptiveKLController, FixedKLController
 from .losses import policy_loss, value_loss
-from .distributed import Dist, global_whiten
+from .distributed import Dist
 from .generation import Generator, HFGenerator
 from .rollout import GenerationSettings, Rollout, collect
 
@@ -122,38 +122,35 @@ class PPOTrainer:
                                            beta if ro.kl_scale is None else beta * ro.kl_scale)
         keep = (self.select(self.iteration, ro, rewards) if self.select
                 else torch.arange(len(ro)))
-        self._local_rollout = ro
-        if self.dist.world > 1:  # which of the global batch trained, for logging
-            flags = torch.zeros(len(ro), dtype=torch.bool)
-            flags[keep] = True
-            self._global_keep = self.dist.gather(flags)
         sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
         mask = sub.response_mask.float()
         advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)
         if p.whiten_advantages:
-            advantages = (masked_whiten(advantages, mask) if self.dist.world == 1
-                          else global_whiten(advantages, mask, self.dist))
+            advantages = masked_whiten(advantages, mask, reduce=self.dist.reduce)
         t0 = time.perf_counter()
-        stats = self.update(sub, advantages, returns)
+        stats = self.update(sub, advantages, returns, stand_in=ro)
         self.generator.update_weights(self.policy)
         timings["update"] = time.perf_counter() - t0
-        d = self.dist
-        kept = int(d.reduce(torch.tensor(len(keep))).item())
-        mean_kl = (d.reduce(kl.sum(1).sum()) / kept).item() if d.world > 1 else kl.sum(1).mean().item()
+        trained = torch.zeros(len(ro), dtype=torch.bool)
+        trained[keep] = True
+        scores, trained = self.dist.gather(ro.scores), self.dist.gather(trained)  # whole batch
+        kept = int(trained.sum())
+        mean_kl = (self.dist.reduce(kl.sum(1).sum()) / kept).item()
         self.kl_ctl.update(mean_kl, kept)
-        scores = d.gather(ro.scores)
-        kept_scores = sub.scores if d.world == 1 else scores[self._global_keep]
         stats.update(
             iteration=self.iteration, score_mean=scores.mean().item(),
             score_std=scores.std().item() if len(scores) > 1 else 0.0,
-            kept=kept, kept_score_mean=kept_scores.mean().item(), kl=mean_kl, beta=beta,
+            kept=kept, kept_score_mean=scores[trained].mean().item(), kl=mean_kl, beta=beta,
             response_len=ro.response_mask.sum(1).float().mean().item(),
             **getattr(self.select, "stats", {}), **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
             time_total=time.perf_counter() - t_start)
         return stats
 
-    def update(self, ro: Rollout, advantages: torch.Tensor, returns: torch.Tensor) -> dict:
+    def update(self, ro: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
+               stand_in: Rollout | None = None) -> dict:
+        """PPO epochs over the trajectories that train. ``stand_in`` (this process's whole
+        rollout) lends a zero-weighted sample when none of this process's trajectories train."""
         p, n, T = self.cfg.ppo, len(ro), ro.response_len
         mask = ro.response_mask.float()
         d = self.dist
@@ -161,7 +158,7 @@ class PPOTrainer:
         # every process takes the same number of steps, even with unequal tails
         n_steps = int(d.reduce(torch.tensor(-(-n // mb_size)), "max").item())
         if n == 0:  # no trajectory of this process trains: zero-weighted stand-ins keep it in step
-            ro = self._local_rollout.subset(torch.zeros(1, dtype=torch.long))
+            ro = stand_in.subset(torch.zeros(1, dtype=torch.long))
             advantages, returns = torch.zeros_like(ro.values), torch.zeros_like(ro.values)
             mask = ro.response_mask.float()
         sums: dict[str, float] = {}
