@@ -57,11 +57,14 @@ def evaluate(pipe) -> dict:
     paths = {"base": cfg.policy, "sft": str(pipe.out / "sft"),
              "rlaif": str(pipe.out / "ppo" / "final")}
     rms = {a: EnsembleReward(pipe.out / "rm" / a, "full", cfg.reward.batch_size) for a in ASPECTS}
-    models, answers = {}, {}
+    judge_path = cfg.eval_judge or cfg.judge or cfg.policy
+    models, answers, judge_lm = {}, {}, None
     for name, path in paths.items():
         print(f"eval: {name}")
         torch.manual_seed(cfg.seed + 4242)
         chat = load_chat(path, name, cfg)
+        if path == judge_path:  # the judge is one of the evaluated models: load it once
+            judge_lm = chat.lm
         ans = chat.reply([[{"role": "user", "content": p}] for p in prompts], cfg.answer_tokens)
         shaper = AspectShaper(
             rms, lambda p, c, chat=chat: follow_up_replies(chat, p, c, pipe.cons.follow_ups,
@@ -74,8 +77,7 @@ def evaluate(pipe) -> dict:
                                               for a in ans)}
         m.update({a: parts[k].mean().item() for k, a in enumerate(ASPECTS)})
         models[name], answers[name] = m, ans
-    judge_path = cfg.eval_judge or cfg.judge or cfg.policy
-    judge = _judge(load_chat(judge_path, "eval judge", cfg), cfg.judge_mode)
+    judge = _judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm), cfg.judge_mode)
     wins = {f"rlaif vs {b}": win_rate(judge, prompts, answers["rlaif"], answers[b],
                                       cfg.tie_margin) for b in ("sft", "base")}
     results = {"prompts": len(prompts), "eval_judge": judge_path, "models": models,
