@@ -18,8 +18,6 @@ from spec import PHASES, Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
 
 
 def build(kind: str, spec: Spec):
-    import torch
-
     from riskalign.config import RunConfig
     from riskalign.models import load_policy, load_tokenizer
     from riskalign.ppo.rollout import GenerationSettings
@@ -28,8 +26,9 @@ def build(kind: str, spec: Spec):
     from riskalign.rewards.ensemble import EnsembleReward
     from riskalign.rewards.shaping import EnsembleShaper, PlainShaper
     from riskalign.risk import SoftRiskSelector
+    from riskalign.runtime import configure
 
-    torch.set_num_threads(spec.threads)
+    configure(spec.threads)  # as every riskalign command does
     cfg = RunConfig(seed=spec.seed, threads=spec.threads, output_dir=spec.extra["output_dir"])
     cfg.model.policy = spec.model
     p = cfg.ppo

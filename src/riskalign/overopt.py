@@ -35,6 +35,7 @@ from .rewards.ensemble import EnsembleReward
 from .rewards.shaping import ENSEMBLE_METHODS, PlainShaper
 from .tasks import get_spec, load_task
 from .train import run_ppo
+from .runtime import configure
 
 
 def _rl_defaults() -> RunConfig:
@@ -117,7 +118,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     if not (out / "ensemble" / MANIFEST).exists():
         train_reward_models(rcfg)
 
-    torch.set_num_threads(cfg.threads)
+    configure(cfg.threads)
     gold = build_reward(prefs.reward, get_spec(prefs.task.name).reward)  # the labeller
     proxy = EnsembleReward(out / "ensemble", cfg.rl.reward.target, cfg.rl.reward.batch_size)
     tokenizer = load_tokenizer(cfg.policy)

@@ -21,6 +21,7 @@ from .config import ModelConfig, TaskConfig, _check, opt
 from .models import apply_lora, load_causal_lm, load_tokenizer
 from .ppo.distributed import Dist
 from .tasks import DataError, get_spec
+from .runtime import adamw, configure
 
 
 @dataclass
@@ -119,8 +120,7 @@ def encode_pairs(tok, pairs: list[tuple[str, str]], max_tokens: int
 def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     """Fine-tune and save the model (merged when LoRA is used) to ``cfg.output_dir``; the folder
     appears only once it is complete."""
-    if threads:
-        torch.set_num_threads(threads)
+    configure(threads)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
@@ -134,7 +134,7 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
             lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
         lm = apply_lora(lm, cfg.model.lora)
     params = [p for p in lm.parameters() if p.requires_grad]
-    opt_ = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    opt_ = adamw(params, cfg.learning_rate)
     dist = Dist()  # several processes under `accelerate launch`: each takes a share of a batch
     model, opt_ = dist.prepare(lm, opt_)
     lm.train()

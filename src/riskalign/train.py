@@ -8,8 +8,6 @@ import statistics
 import time
 from pathlib import Path
 
-import torch
-
 from .config import RunConfig, to_dict
 from .eval.sampling import sample_and_score
 from .logger import RunLogger
@@ -19,6 +17,7 @@ from .ppo.trainer import PPOTrainer, seed_everything, total_iterations
 from .risk import SoftRiskSelector
 from .rewards import build_shaper
 from .tasks import get_spec, load_task
+from .runtime import configure
 
 
 def peak_rss_mb() -> float:
@@ -35,8 +34,7 @@ def risk_selector(cfg: RunConfig, n_prompts: int) -> SoftRiskSelector | None:
 
 
 def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    configure(cfg.threads)
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
     task = load_task(cfg.task, tokenizer, cfg.seed)

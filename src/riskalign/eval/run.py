@@ -28,6 +28,7 @@ from .perplexity import generation_perplexity, reference_perplexity
 from .plots import plot_histograms, plot_quantile_curves
 from .report import write_report
 from .sampling import sample_and_score
+from ..runtime import configure
 
 
 @dataclass
@@ -167,8 +168,7 @@ def seed_metrics(raw: dict, scores: torch.Tensor, cfg: EvalConfig, threshold: fl
 
 def run_eval(cfg: EvalConfig) -> dict:
     """Evaluate every model on every seed; write metrics.json, report.md and the PNGs."""
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    configure(cfg.threads)
     paths = cfg.model_paths()
     out = Path(cfg.output_dir)
     first = next(iter(paths.values()))[0]

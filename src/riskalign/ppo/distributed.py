@@ -11,6 +11,9 @@ single-process path is unchanged. What must be global is made global here:
   that the gradient average Accelerate takes equals the gradient of the global token mean;
 * the KL fed to the KL controller and the logged scores.
 
+``device`` is where the loop's tensors live: the process's accelerator device, or CUDA when a
+single process sees a GPU, else the CPU.
+
 Processes hold equal shares (``ppo.batch_size`` and ``ppo.mini_batch_size`` divisible by the
 number of processes) and contiguous slices of the global batch, in rank order.
 """
@@ -25,12 +28,14 @@ import torch
 class Dist:
     def __init__(self):
         self.world, self.rank, self.accelerator = 1, 0, None
+        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import Accelerator
 
             self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
             self.world = self.accelerator.num_processes
             self.rank = self.accelerator.process_index
+            self.device = self.accelerator.device
 
     @property
     def is_main(self) -> bool:

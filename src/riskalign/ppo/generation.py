@@ -51,7 +51,7 @@ def generate(policy, tokenizer, prompts: list[str], settings: GenerationSettings
     from transformers import GenerationConfig
 
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
-                    add_special_tokens=False)
+                    add_special_tokens=False).to(policy.device)
     gen_cfg = GenerationConfig(
         do_sample=True, temperature=settings.temperature, top_k=settings.top_k,
         top_p=settings.top_p, max_new_tokens=settings.max_new_tokens,

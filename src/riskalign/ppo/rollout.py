@@ -19,8 +19,9 @@ from .generation import GenerationSettings, Generator, HFGenerator
 
 @dataclass
 class Rollout:
-    """One batch of trajectories. Tensors: ids/attention [B, P+T]; per-token [B, T]; scores [B];
-    optional per-sample KL scale and policy-loss weight [B] from the reward shaper."""
+    """One batch of trajectories. Tensors: ids/attention [B, P+T]; per-token [B, T] (log-probs,
+    values and the sampling policy's entropy); scores [B]; optional per-sample KL scale and
+    policy-loss weight [B] from the reward shaper."""
 
     prompts: list[str]
     completions: list[str]
@@ -31,6 +32,7 @@ class Rollout:
     logprobs: torch.Tensor
     ref_logprobs: torch.Tensor
     values: torch.Tensor
+    entropy: torch.Tensor
     kl_scale: torch.Tensor | None = None
     weight: torch.Tensor | None = None
     reward_stats: dict = field(default_factory=dict)
@@ -56,6 +58,23 @@ class Rollout:
         return Rollout(**picked)
 
 
+def unpadded_span(attention_mask: torch.Tensor, response_mask: torch.Tensor) -> tuple[int, int]:
+    """(first column, response length) of the smallest window that holds every row's tokens.
+
+    attention_mask [b, P + T], response_mask [b, T]: columns of left padding that all rows share
+    and response columns after every row's last valid token carry nothing a valid token sees
+    (positions come from the mask, attention is causal), so ``input_ids[:, first:P + length]``
+    scores the same valid tokens with less work.
+    """
+    T = response_mask.shape[1]
+    P = attention_mask.shape[1] - T
+    used = attention_mask[:, :P].bool().any(0)
+    first = int(used.long().argmax()) if bool(used.any()) else P
+    valid = response_mask.bool().any(0).nonzero()
+    length = int(valid.max()) + 1 if len(valid) else 1
+    return first, length
+
+
 def decode_completions(tokenizer, input_ids: torch.Tensor, response_mask: torch.Tensor) -> list[str]:
     T = response_mask.shape[1]
     return [tokenizer.decode(row[m.bool()], skip_special_tokens=True)
@@ -76,14 +95,15 @@ def collect(policy: ActorCritic, ref, tokenizer, shaper: RewardShaper, prompts: 
     shaped = shaper(prompts, completions)
     t2 = time.perf_counter()
     T = mask.shape[1]
-    logprobs, values, ref_logprobs = [], [], []
+    logprobs, values, entropy, ref_logprobs = [], [], [], []
     t_ref = 0.0
     policy.eval()
     for i in range(0, len(prompts), forward_batch_size):
         ids, att = input_ids[i:i + forward_batch_size], attention_mask[i:i + forward_batch_size]
-        out = policy(ids, att, T, settings.temperature)
+        out = policy(ids, att, T, settings.temperature, with_entropy=True)
         logprobs.append(out["logprobs"])
         values.append(out["values"])
+        entropy.append(out["entropy"])
         t = time.perf_counter()
         ref_logprobs.append(reference_logprobs(policy, ref, ids, att, T, settings.temperature))
         t_ref += time.perf_counter() - t
@@ -91,7 +111,12 @@ def collect(policy: ActorCritic, ref, tokenizer, shaper: RewardShaper, prompts: 
     t3 = time.perf_counter()
     timings.update(generate=t1 - t0, score=t2 - t1, forward=t3 - t2,
                    forward_policy=t3 - t2 - t_ref, forward_ref=t_ref)
-    m = mask.float()
-    return Rollout(prompts, completions, input_ids, attention_mask, mask, shaped.scores,
+    m, device = mask.float(), mask.device  # reward sources score on the CPU
+
+    def here(t):
+        return None if t is None else t.to(device)
+
+    return Rollout(prompts, completions, input_ids, attention_mask, mask, here(shaped.scores),
                    torch.cat(logprobs) * m, torch.cat(ref_logprobs) * m, torch.cat(values) * m,
-                   shaped.kl_scale, shaped.weight, shaped.stats)
+                   torch.cat(entropy) * m, here(shaped.kl_scale), here(shaped.weight),
+                   shaped.stats)

@@ -8,8 +8,9 @@ One iteration (``PPOTrainer.step``):
    (c_i = 1 unless the shaper says otherwise);
 3. choose the trajectories that train (``select``: the RA-RLHF tail, or all of them);
 4. GAE and advantage whitening over the chosen trajectories' valid tokens;
-5. ``ppo_epochs`` passes of shuffled minibatches: clipped policy loss (each sample's term times
-   w_i when given) + vf_coef * clipped value loss, AdamW, gradient clipping;
+5. ``ppo_epochs`` passes of shuffled minibatches, each cut to its longest sequence: clipped
+   policy loss (each sample's term times w_i when given) + vf_coef * clipped value loss, AdamW
+   (fused), gradient clipping;
 6. the KL controller sees the mean per-sequence KL of the chosen trajectories.
 """
 
@@ -30,11 +31,12 @@ from ..rewards.shaping import as_shaper
 from .advantages import compute_gae, kl_penalised_rewards, masked_mean, masked_whiten
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                          save_checkpoint, set_rng_state)
+from ..runtime import adamw
 from .kl_control import AdaptiveKLController, FixedKLController
 from .losses import policy_loss, value_loss
 from .distributed import Dist
 from .generation import Generator, HFGenerator
-from .rollout import GenerationSettings, Rollout, collect
+from .rollout import GenerationSettings, Rollout, collect, unpadded_span
 
 # select(iteration, rollout, rewards [B, T]) -> LongTensor of the trajectories that train.
 Selector = Callable[[int, Rollout, torch.Tensor], torch.Tensor]
@@ -92,8 +94,9 @@ class PPOTrainer:
         self.kl_ctl = (AdaptiveKLController(p.init_kl_coef, p.target_kl, p.horizon)
                        if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
         self.params = [x for x in policy.parameters() if x.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=p.learning_rate, weight_decay=p.weight_decay)
+        self.optimizer = adamw(self.params, p.learning_rate, p.weight_decay)
         self.dist = Dist()
+        to_device(self.dist.device, policy, ref)
         if self.dist.world > 1:  # the same weights everywhere (broadcast), different samples
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
         for name in ("batch_size", "mini_batch_size"):
@@ -121,7 +124,7 @@ class PPOTrainer:
                                            ro.response_mask,
                                            beta if ro.kl_scale is None else beta * ro.kl_scale)
         keep = (self.select(self.iteration, ro, rewards) if self.select
-                else torch.arange(len(ro)))
+                else torch.arange(len(ro), device=ro.scores.device))
         sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
         mask = sub.response_mask.float()
         advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)
@@ -131,16 +134,18 @@ class PPOTrainer:
         stats = self.update(sub, advantages, returns, stand_in=ro)
         self.generator.update_weights(self.policy)
         timings["update"] = time.perf_counter() - t0
-        trained = torch.zeros(len(ro), dtype=torch.bool)
+        trained = torch.zeros(len(ro), dtype=torch.bool, device=ro.scores.device)
         trained[keep] = True
         scores, trained = self.dist.gather(ro.scores), self.dist.gather(trained)  # whole batch
         kept = int(trained.sum())
         mean_kl = (self.dist.reduce(kl.sum(1).sum()) / kept).item()
+        entropy = masked_mean(ro.entropy, ro.response_mask.float(), reduce=self.dist.reduce)
         self.kl_ctl.update(mean_kl, kept)
         stats.update(
             iteration=self.iteration, score_mean=scores.mean().item(),
             score_std=scores.std().item() if len(scores) > 1 else 0.0,
             kept=kept, kept_score_mean=scores[trained].mean().item(), kl=mean_kl, beta=beta,
+            entropy=entropy.item(),
             response_len=ro.response_mask.sum(1).float().mean().item(),
             **getattr(self.select, "stats", {}), **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
@@ -156,7 +161,7 @@ class PPOTrainer:
         d = self.dist
         mb_size = p.mini_batch_size // d.world
         # every process takes the same number of steps, even with unequal tails
-        n_steps = int(d.reduce(torch.tensor(-(-n // mb_size)), "max").item())
+        n_steps = int(d.reduce(torch.tensor(-(-n // mb_size), device=d.device), "max").item())
         if n == 0:  # no trajectory of this process trains: zero-weighted stand-ins keep it in step
             ro = stand_in.subset(torch.zeros(1, dtype=torch.long))
             advantages, returns = torch.zeros_like(ro.values), torch.zeros_like(ro.values)
@@ -174,12 +179,15 @@ class PPOTrainer:
                     scale = (tokens * d.world / d.reduce(tokens).clamp(min=1)).item()
                     if len(mb) == 0:  # nothing left here: take part with a zero-weighted sample
                         mb, scale = torch.zeros(1, dtype=torch.long), 0.0
-                out = self.train_model(ro.input_ids[mb], ro.attention_mask[mb], T,
-                                       self.gen.temperature, with_entropy=True)
-                pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb], advantages[mb], mask[mb],
-                                         p.cliprange,
+                first, t = unpadded_span(ro.attention_mask[mb], ro.response_mask[mb])
+                cols = slice(first, ro.input_ids.shape[1] - T + t)
+                out = self.train_model(ro.input_ids[mb, cols], ro.attention_mask[mb, cols], t,
+                                       self.gen.temperature)
+                m = mask[mb, :t]
+                pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb, :t],
+                                         advantages[mb, :t], m, p.cliprange,
                                          None if ro.weight is None else ro.weight[mb])
-                vl, vstats = value_loss(out["values"], ro.values[mb], returns[mb], mask[mb],
+                vl, vstats = value_loss(out["values"], ro.values[mb, :t], returns[mb, :t], m,
                                         p.cliprange_value)
                 loss = pl + p.vf_coef * vl
                 self.optimizer.zero_grad(set_to_none=True)
@@ -187,8 +195,7 @@ class PPOTrainer:
                 if p.max_grad_norm > 0:
                     torch.nn.utils.clip_grad_norm_(self.params, p.max_grad_norm)
                 self.optimizer.step()
-                ent = masked_mean(out["entropy"], mask[mb]).item()
-                for k2, v in {"policy_loss": pl.item(), "value_loss": vl.item(), "entropy": ent,
+                for k2, v in {"policy_loss": pl.item(), "value_loss": vl.item(),
                               **pstats, **vstats}.items():
                     sums[k2] = sums.get(k2, 0.0) + v
                 steps += 1
@@ -243,6 +250,15 @@ class PPOTrainer:
                     or self.iteration == self.total):
                 self.save()
         return history
+
+
+def to_device(device: torch.device, *models) -> None:
+    """Move models (None skipped) to ``device``; 4-bit models stay where they were loaded."""
+    for m in models:
+        if m is not None and getattr(getattr(m, "lm", m), "is_loaded_in_4bit", False):
+            m = getattr(m, "value_head", None)
+        if m is not None:
+            m.to(device)
 
 
 def _training_keys(cfg: dict) -> dict:

@@ -12,7 +12,6 @@ import random
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import torch
 
 from ..config import RewardConfig, TaskConfig, _check, opt
 from ..eval.sampling import sample_and_score
@@ -21,6 +20,7 @@ from ..ppo.rollout import GenerationSettings
 from ..rewards import build_reward
 from ..tasks import DataError, get_spec, load_task
 from .data import Preference, write_preferences
+from ..runtime import configure
 
 
 @dataclass
@@ -66,8 +66,7 @@ def label_pairs(prompts: list[str], first: list[str], second: list[str], gold_fi
 
 
 def make_synthetic_preferences(cfg: SyntheticPrefsConfig) -> dict:
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    configure(cfg.threads)
     tok = load_tokenizer(cfg.policy)
     policy = ActorCritic(load_causal_lm(cfg.policy))
     task = load_task(cfg.task, tok, cfg.seed)

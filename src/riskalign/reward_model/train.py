@@ -25,6 +25,7 @@ from ..tasks import DataError
 from .data import Preference, load_preferences, split_preferences
 from .loss import bradley_terry_loss, pairwise_accuracy
 from .model import load_reward_model, reward_forward, score_texts
+from ..runtime import adamw, configure
 
 MANIFEST = "manifest.json"
 
@@ -87,7 +88,7 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
     torch.manual_seed(seed)
     model, tok = load_reward_model(cfg.backbone, seed, cfg.trust_remote_code)
     params = [p for p in model.parameters() if p.requires_grad]
-    optim = torch.optim.AdamW(params, lr=cfg.learning_rate)
+    optim = adamw(params, cfg.learning_rate)
     wrapped, optim = dist.prepare(model, optim)
     order = list(range(len(train)))
     steps = [(e, s) for e in range(cfg.epochs) for s in range(0, len(train), cfg.batch_size)]
@@ -131,8 +132,7 @@ def train_reward_models(cfg: RewardTrainConfig) -> dict:
     """Train (or finish training) every member; return and write the manifest."""
     if not cfg.data:
         raise DataError("data: give a preference file or dataset (data=pairs.jsonl)")
-    if cfg.threads:
-        torch.set_num_threads(cfg.threads)
+    configure(cfg.threads)
     rows = load_preferences(cfg.data)
     if cfg.eval_data:
         train, held = rows, load_preferences(cfg.eval_data)

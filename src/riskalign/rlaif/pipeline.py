@@ -34,6 +34,7 @@ from .aspects import ASPECTS
 from .config import STAGES, RLAIFConfig
 from .constitution import load_constitution
 from .prompts import load_prompts, split_prompts
+from ..runtime import configure
 
 
 # What each stage writes (relative to output_dir).
@@ -68,13 +69,10 @@ def _judge(chat, mode: str):
 
 class Pipeline:
     def __init__(self, cfg: RLAIFConfig):
-        import torch
-
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.cons = load_constitution(cfg.constitution)
         self.console = Console()
-        if cfg.threads:
-            torch.set_num_threads(cfg.threads)
+        configure(cfg.threads)
 
     # ------------------------------------------------------------------ stages
     def prompts(self) -> None:

@@ -1,0 +1,60 @@
+"""How riskalign runs fast on the hardware it has: threads, allocator and optimizer.
+
+``configure(threads)``, applied once by every training and evaluation command, sets torch's thread count and asks glibc's allocator to keep freed memory
+for reuse. Each PPO minibatch allocates tensors of tens to hundreds of MB (vocabulary-sized
+logits and gradients, the tied embedding's gradient); by default glibc serves those with fresh
+``mmap`` pages and returns them on free, so every step pays the page faults again. Keeping them
+in the heap changes no result and on the 135M policy shortens the PPO update by about a fifth
+(``make bench``). Peak memory is unchanged; memory freed after the peak is kept by the process.
+
+``adamw`` builds AdamW with PyTorch's fused kernel where every parameter allows it (one pass over
+the weights instead of a dozen): on CPU about 9x faster per step for 135M parameters. Results
+match the unfused optimizer up to float rounding (tested).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+
+_M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
+_MMAP_THRESHOLD = 1 << 30      # allocations below 1 GiB come from the heap ...
+_TRIM_THRESHOLD = (1 << 31) - 1  # ... and freed heap memory is kept for reuse
+_allocator_tuned: bool | None = None
+
+
+def keep_freed_memory() -> bool:
+    """Raise glibc's mmap and trim thresholds (once). False where glibc is not the allocator."""
+    global _allocator_tuned
+    if _allocator_tuned is None:
+        _allocator_tuned = False
+        name = ctypes.util.find_library("c")
+        try:
+            libc = ctypes.CDLL(name) if name else None
+            mallopt = getattr(libc, "mallopt", None)
+            if mallopt is not None:
+                _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
+                                        and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+        except OSError:
+            pass
+    return _allocator_tuned
+
+
+def configure(threads: int | None) -> None:
+    """torch's intra-op threads (when given) and the allocator setting above."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    keep_freed_memory()
+
+
+def adamw(params: list, lr: float, weight_decay: float = 0.0):
+    """torch.optim.AdamW, fused when all parameters are floating point on CPU or CUDA."""
+    import torch
+
+    fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)
+    return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
+
+
+__all__ = ["adamw", "configure", "keep_freed_memory"]
