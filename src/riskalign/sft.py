@@ -133,9 +133,10 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
 
             lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
         lm = apply_lora(lm, cfg.model.lora)
+    dist = Dist()  # several processes under `accelerate launch`: each takes a share of a batch
+    dist.place(lm)
     params = [p for p in lm.parameters() if p.requires_grad]
     opt_ = adamw(params, cfg.learning_rate)
-    dist = Dist()  # several processes under `accelerate launch`: each takes a share of a batch
     model, opt_ = dist.prepare(lm, opt_)
     lm.train()
     steps = [(e, i) for e in range(cfg.epochs) for i in range(0, len(texts), cfg.batch_size)]
@@ -146,7 +147,8 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
             random.Random(cfg.seed + epoch).shuffle(order)
         batch = order[start:start + cfg.batch_size]
         mine = batch[dist.rank::dist.world] or batch[:1]
-        ids, mask, labels = encode_pairs(tok, [texts[j] for j in mine], cfg.max_tokens)
+        ids, mask, labels = (t.to(dist.device) for t in
+                             encode_pairs(tok, [texts[j] for j in mine], cfg.max_tokens))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         if dist.world > 1:  # local token mean -> this process's share of the batch's token mean
             tokens = (labels[:, 1:] != -100).sum().float() * (len(batch) > dist.rank)

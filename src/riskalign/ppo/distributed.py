@@ -61,6 +61,15 @@ class Dist:
         torch.distributed.all_reduce(t, op=getattr(torch.distributed.ReduceOp, op.upper()))
         return t
 
+    def place(self, *models) -> None:
+        """Move models (None skipped) to ``device`` before their optimizer is built. A 4-bit
+        LM stays where it was loaded; only an actor-critic's value head then moves."""
+        for m in models:
+            if m is not None and getattr(getattr(m, "lm", m), "is_loaded_in_4bit", False):
+                m = getattr(m, "value_head", None)
+            if m is not None:
+                m.to(self.device)
+
     def prepare(self, model, optimizer):
         """The model that trains (wrapped for gradient averaging) and its optimizer."""
         if self.accelerator is None:

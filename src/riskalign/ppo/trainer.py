@@ -93,10 +93,10 @@ class PPOTrainer:
         p = cfg.ppo
         self.kl_ctl = (AdaptiveKLController(p.init_kl_coef, p.target_kl, p.horizon)
                        if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
+        self.dist = Dist()
+        self.dist.place(policy, ref)
         self.params = [x for x in policy.parameters() if x.requires_grad]
         self.optimizer = adamw(self.params, p.learning_rate, p.weight_decay)
-        self.dist = Dist()
-        to_device(self.dist.device, policy, ref)
         if self.dist.world > 1:  # the same weights everywhere (broadcast), different samples
             torch.manual_seed(cfg.seed + 1_000_003 * self.dist.rank)
         for name in ("batch_size", "mini_batch_size"):
@@ -250,15 +250,6 @@ class PPOTrainer:
                     or self.iteration == self.total):
                 self.save()
         return history
-
-
-def to_device(device: torch.device, *models) -> None:
-    """Move models (None skipped) to ``device``; 4-bit models stay where they were loaded."""
-    for m in models:
-        if m is not None and getattr(getattr(m, "lm", m), "is_loaded_in_4bit", False):
-            m = getattr(m, "value_head", None)
-        if m is not None:
-            m.to(device)
 
 
 def _training_keys(cfg: dict) -> dict:

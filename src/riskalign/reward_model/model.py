@@ -35,20 +35,21 @@ def load_reward_model(name_or_path: str, seed: int | None = None, trust_remote_c
 
 
 def reward_forward(model, tok, texts: list[str], max_length: int) -> torch.Tensor:
-    """Scalar rewards [B] for ``texts`` (right-padded, truncated to ``max_length`` tokens)."""
+    """Scalar rewards [B] for ``texts`` (right-padded, truncated to ``max_length`` tokens), on
+    the model's device."""
     enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
-              padding_side="right")
+              padding_side="right").to(next(model.parameters()).device)
     return model(**enc).logits[:, 0].float()
 
 
 @torch.no_grad()
 def score_texts(model, tok, texts: list[str], max_length: int = 256,
                 batch_size: int = 32) -> torch.Tensor:
-    """Rewards [N] in inference mode, ``batch_size`` texts per forward pass."""
+    """Rewards [N] (on the CPU) in inference mode, ``batch_size`` texts per forward pass."""
     model.eval()
     parts = [reward_forward(model, tok, texts[i:i + batch_size], max_length)
              for i in range(0, len(texts), batch_size)]
-    return torch.cat(parts) if parts else torch.zeros(0)
+    return torch.cat(parts).cpu() if parts else torch.zeros(0)
 
 
 __all__ = ["load_reward_model", "reward_forward", "score_texts"]

@@ -87,6 +87,7 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
     seed = cfg.seed + member
     torch.manual_seed(seed)
     model, tok = load_reward_model(cfg.backbone, seed, cfg.trust_remote_code)
+    dist.place(model)
     params = [p for p in model.parameters() if p.requires_grad]
     optim = adamw(params, cfg.learning_rate)
     wrapped, optim = dist.prepare(model, optim)
