@@ -5,13 +5,15 @@ each in its own process (so each has its own peak memory), for ``rounds`` rounds
 riskalign RLHF, riskalign RA-RLHF at alpha 0.4 and riskalign with a 5-member ensemble
 (``adaptive``). Every run does ``warmup`` untimed iterations, then ``iterations`` timed ones; the
 table gives the median seconds per iteration, tokens per second and peak memory, the ratios to
-TRL, riskalign's phase breakdown and each phase's floor: its FLOPs divided by the machine's
-measured float32 matrix-multiply rate.
+TRL, the spread of the timed iterations, riskalign's phase breakdown and each phase's floor:
+the larger of its FLOPs over the machine's measured float32 matrix-multiply rate and, for
+generation, the weights it must read over the measured memory bandwidth.
 
 FLOPs per iteration (2 per multiply-add; attention scores ignored; N = non-embedding
 parameters, H = vocabulary x hidden, B sequences, B0 trained, P prompt and T response tokens):
   generation 2 N B (P + T) + 2 H B T,  one forward 2 N B (P + T) + 2 H B (T + 1),
   reward 2 N_rm B (P + T) per model,  update epochs x 3 x (2 N B0 (P + T) + 2 H B0 (T + 1)).
+Bytes read by generation: T decoding steps x 4 (N + H), the float32 weights once per step.
 """
 
 from __future__ import annotations
@@ -47,6 +49,22 @@ def matmul_gflops(threads: int, n: int = 1024, repeats: int = 10) -> float:
         a @ b
         best = min(best, time.perf_counter() - t)
     return 2 * n ** 3 / best / 1e9
+
+
+def memory_gbps(threads: int, mb: int = 256, repeats: int = 5) -> float:
+    """Measured memory bandwidth (GB/s): best of ``repeats`` copies of ``mb`` MB, read + write."""
+    import torch
+
+    torch.set_num_threads(threads)
+    a = torch.ones(mb * 2 ** 18)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        b.copy_(a)
+        best = min(best, time.perf_counter() - t)
+    return 2 * a.numel() * 4 / best / 1e9
 
 
 def param_counts(folder: str) -> tuple[int, int]:
@@ -87,23 +105,32 @@ def run_one(config: str, spec: Spec, trl_python: str) -> dict:
     return json.loads(lines[-1][len("BENCH-RESULT "):])
 
 
-def summarise(runs: dict[str, list[dict]], spec: Spec, flops: dict, gflops: float) -> dict:
+def phase_floors(flops: dict[str, float], gen_bytes: float, gflops: float,
+                 gbps: float) -> dict[str, float]:
+    """Seconds per phase at the machine's limits: FLOPs / matmul rate, and for generation at
+    least its weight reads / memory bandwidth."""
+    floors = {k: f / (gflops * 1e9) for k, f in flops.items()}
+    floors["generate"] = max(floors["generate"], gen_bytes / (gbps * 1e9))
+    return floors
+
+
+def summarise(runs: dict[str, list[dict]], spec: Spec, floors: dict) -> dict:
     out = {}
     for config, results in runs.items():
         secs = [s for r in results for s in r["seconds"]]
         med = statistics.median(secs)
         trained = results[-1]["trained_sequences"]
         row = {"seconds_per_iteration": med, "iterations_timed": len(secs),
+               "seconds_min": min(secs), "seconds_max": max(secs),
                "peak_rss_mb": max(r["peak_rss_mb"] for r in results),
                "generated_tokens_per_second": spec.batch_size * spec.response_length / med,
                "trained_tokens_per_second": spec.ppo_epochs * trained * spec.response_length / med,
                "trained_sequences": trained}
         if "phases" in results[0]:
             ph = {k: statistics.median(p[k] for r in results for p in r["phases"]) for k in PHASES}
-            fl = flops[config]
-            row["phases"] = {k: {"seconds": ph[k], "floor_seconds": fl[k] / (gflops * 1e9)}
-                             for k in PHASES}
-            row["floor_seconds_per_iteration"] = sum(fl.values()) / (gflops * 1e9)
+            fl = floors[config]
+            row["phases"] = {k: {"seconds": ph[k], "floor_seconds": fl[k]} for k in PHASES}
+            row["floor_seconds_per_iteration"] = sum(fl.values())
         out[config] = row
     trl = out["trl"]["seconds_per_iteration"]
     for config in CONFIGS[1:]:
@@ -118,24 +145,26 @@ def print_table(name: str, res: dict) -> None:
     from rich.table import Table
 
     t = Table(title=f"PPO iteration, {name}")
-    for col in ("config", "s/iter", "vs TRL", "gen tok/s", "trained tok/s", "peak MB",
-                "floor s/iter"):
+    for col in ("config", "s/iter", "min-max", "vs TRL", "gen tok/s", "trained tok/s",
+                "peak MB", "floor s/iter"):
         t.add_column(col, justify="right")
     for c in CONFIGS:
         r = res[c]
         t.add_row(c, f"{r['seconds_per_iteration']:.2f}",
+                  f"{r['seconds_min']:.2f}-{r['seconds_max']:.2f}",
                   "1.00x" if c == "trl" else f"{r['speedup_vs_trl']:.2f}x",
                   f"{r['generated_tokens_per_second']:.0f}", f"{r['trained_tokens_per_second']:.0f}",
                   f"{r['peak_rss_mb']:.0f}",
                   f"{r['floor_seconds_per_iteration']:.2f}" if "phases" in r else "-")
-    Console().print(t)
-    p = Table(title=f"riskalign RLHF phases, {name} (median s; floor = FLOPs / matmul rate)")
+    Console(width=120).print(t)
+    p = Table(title=f"riskalign RLHF phases, {name} (median s; floor = FLOPs / matmul rate, "
+                    "generation at least weight reads / bandwidth)")
     for col in ("phase", "seconds", "floor", "x floor"):
         p.add_column(col, justify="right")
     for k, v in res["rlhf"]["phases"].items():
         p.add_row(k, f"{v['seconds']:.3f}", f"{v['floor_seconds']:.3f}",
                   f"{v['seconds'] / v['floor_seconds']:.1f}" if v["floor_seconds"] else "-")
-    Console().print(p)
+    Console(width=120).print(p)
     print(f"ensemble (5 reward models) over RLHF (1): "
           f"{100 * res['ensemble']['overhead_vs_rlhf']:+.1f}%")
 
@@ -155,8 +184,10 @@ def main() -> None:
     t0 = time.perf_counter()
     paths = assets.build(Path(args.work))
     gflops = matmul_gflops(args.threads)
-    print(f"float32 matmul rate: {gflops:.1f} GFLOP/s ({args.threads} threads)")
-    plans = {"tiny": (paths["tiny"], 2, 5), "smollm2-135m": (resolve_model("smollm2-135m"), 1, 3)}
+    gbps = memory_gbps(args.threads)
+    print(f"float32 matmul rate: {gflops:.1f} GFLOP/s, memory bandwidth {gbps:.1f} GB/s "
+          f"({args.threads} threads)")
+    plans = {"tiny": (paths["tiny"], 2, 5), "smollm2-135m": (resolve_model("smollm2-135m"), 1, 6)}
     n_rm, _ = param_counts(paths["reward"])
     by_model = {}
     for name in args.models.split(","):
@@ -170,10 +201,12 @@ def main() -> None:
             for c in CONFIGS:
                 print(f"{name}: round {rnd + 1}/{rounds}, {c} ...", flush=True)
                 runs[c].append(run_one(c, spec, args.trl_python))
-        flops = {c: phase_flops(spec, n, h, n_rm, 5 if c == "ensemble" else 1,
-                                runs[c][-1]["trained_sequences"], assets.PROMPT_TOKENS)
-                 for c in CONFIGS[1:]}  # TRL's phases are not timed
-        res = summarise(runs, spec, flops, gflops)
+        gen_bytes = spec.response_length * 4 * (n + h)
+        floors = {c: phase_floors(phase_flops(spec, n, h, n_rm, 5 if c == "ensemble" else 1,
+                                              runs[c][-1]["trained_sequences"],
+                                              assets.PROMPT_TOKENS), gen_bytes, gflops, gbps)
+                  for c in CONFIGS[1:]}  # TRL's phases are not timed
+        res = summarise(runs, spec, floors)
         res["settings"] = {"batch_size": spec.batch_size, "mini_batch_size": spec.mini_batch_size,
                            "ppo_epochs": spec.ppo_epochs, "response_tokens": spec.response_length,
                            "prompt_tokens": assets.PROMPT_TOKENS, "kl_coef": spec.kl_coef,
@@ -185,6 +218,7 @@ def main() -> None:
     headline = by_model.get("smollm2-135m") or next(iter(by_model.values()))
     result = {c: headline[c] for c in CONFIGS}
     result.update({"date": date.today().isoformat(), "matmul_gflops": gflops,
+                   "memory_gbps": gbps,
                    "headline_model": "smollm2-135m" if "smollm2-135m" in by_model else "tiny",
                    "by_model": by_model, "wall_seconds": time.perf_counter() - t0})
     Path(args.out).write_text(json.dumps(result, indent=2))

@@ -78,15 +78,14 @@ def logprobs_from_logits(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Te
     return torch.gather(F.log_softmax(logits.float(), dim=-1), 2, tokens.unsqueeze(-1)).squeeze(-1)
 
 
-def response_positions(length: int, response_len: int, device=None) -> torch.Tensor:
-    """The positions whose outputs predict the last ``response_len`` tokens of a row of
-    ``length``: L - T - 1 ... L - 2. Passed as ``logits_to_keep``, the LM head runs on exactly
-    these T positions."""
-    return torch.arange(length - response_len - 1, length - 1, device=device)
+def gpu_of(model: nn.Module) -> list:
+    """[the model's CUDA device], or [] on the CPU: what ``torch.random.fork_rng`` must save."""
+    device = model.device
+    return [device] if device.type == "cuda" else []
 
 
 def scaled(logits: torch.Tensor, temperature: float) -> torch.Tensor:
-    """logits / temperature in float32 (no division, and no copy, at temperature 1)."""
+    """logits / temperature in float32 (no division at temperature 1)."""
     logits = logits.float()
     return logits if temperature == 1.0 else logits / temperature
 
@@ -106,7 +105,8 @@ class ActorCritic(nn.Module):
 
     @property
     def device(self) -> torch.device:
-        return self.value_head.weight.device
+        """Where inputs go: the LM's first weights (its embedding)."""
+        return next(self.lm.parameters()).device
 
     @property
     def is_lora(self) -> bool:
@@ -120,16 +120,15 @@ class ActorCritic(nn.Module):
         Returns dict with ``logprobs`` [B, T], ``values`` [B, T] (value of the state before each
         response token), and ``entropy`` [B, T] (no gradient) when asked.
         """
-        predicting = response_positions(input_ids.shape[1], response_len, input_ids.device)
         out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
                       position_ids=position_ids_from_mask(attention_mask),
-                      output_hidden_states=with_values, logits_to_keep=predicting,
+                      output_hidden_states=with_values, logits_to_keep=response_len + 1,
                       use_cache=False)
-        logp = F.log_softmax(scaled(out.logits, temperature), dim=-1)
+        logp = F.log_softmax(scaled(out.logits[:, :-1], temperature), dim=-1)
         tokens = input_ids[:, -response_len:]
         result = {"logprobs": torch.gather(logp, 2, tokens.unsqueeze(-1)).squeeze(-1)}
         if with_values:
-            hidden = out.hidden_states[-1][:, predicting]
+            hidden = out.hidden_states[-1][:, -(response_len + 1):-1]
             result["values"] = self.value_head(hidden.float()).squeeze(-1)
         if with_entropy:
             with torch.no_grad():
@@ -199,6 +198,6 @@ def reference_logprobs(policy: ActorCritic, ref: nn.Module | None, input_ids: to
                           with_values=False)["logprobs"]
     out = ref(input_ids=input_ids, attention_mask=attention_mask,
               position_ids=position_ids_from_mask(attention_mask),
-              logits_to_keep=response_positions(input_ids.shape[1], response_len,
-                                                input_ids.device), use_cache=False)
-    return logprobs_from_logits(scaled(out.logits, temperature), input_ids[:, -response_len:])
+              logits_to_keep=response_len + 1, use_cache=False)
+    return logprobs_from_logits(scaled(out.logits[:, :-1], temperature),
+                                input_ids[:, -response_len:])

@@ -26,7 +26,7 @@ from .atomic import write_text
 from .config import RunConfig, _check, opt
 from .demo import cpu_rl_defaults, cpu_task
 from .eval.plots import plot_overopt_curves
-from .models import load_policy, load_tokenizer
+from .models import gpu_of, load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings, collect
 from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
 from .reward_model.train import MANIFEST, RewardTrainConfig, train_reward_models
@@ -89,7 +89,7 @@ class HeldOutProbe:
         self.gen, self.batch_size = gen, batch_size
 
     def __call__(self, policy, ref, tokenizer) -> dict:
-        with torch.random.fork_rng(devices=[]):
+        with torch.random.fork_rng(devices=gpu_of(policy)):
             torch.manual_seed(self.seed)
             ro = collect(policy, ref, tokenizer, self.gold, self.prompts, self.gen,
                          self.batch_size, {})

@@ -1,4 +1,4 @@
-"""How riskalign runs fast on the hardware it has: threads, allocator and optimizer.
+"""How riskalign runs fast on its hardware: threads, allocator and optimizer.
 
 ``configure(threads)``, applied once by every training and evaluation command, sets torch's thread count and asks glibc's allocator to keep freed memory
 for reuse. Each PPO minibatch allocates tensors of tens to hundreds of MB (vocabulary-sized
@@ -18,7 +18,8 @@ import ctypes
 import ctypes.util
 
 _M_TRIM_THRESHOLD, _M_MMAP_THRESHOLD = -1, -3
-_MMAP_THRESHOLD = 1 << 30      # allocations below 1 GiB come from the heap ...
+# allocations below 1 GiB come from the heap (older glibc caps this at 32 MiB) ...
+_MMAP_THRESHOLDS = (1 << 30, 1 << 25)
 _TRIM_THRESHOLD = (1 << 31) - 1  # ... and freed heap memory is kept for reuse
 _allocator_tuned: bool | None = None
 
@@ -33,8 +34,9 @@ def keep_freed_memory() -> bool:
             libc = ctypes.CDLL(name) if name else None
             mallopt = getattr(libc, "mallopt", None)
             if mallopt is not None:
-                _allocator_tuned = bool(mallopt(_M_MMAP_THRESHOLD, _MMAP_THRESHOLD)
-                                        and mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+                mmap = any(mallopt(_M_MMAP_THRESHOLD, v) for v in _MMAP_THRESHOLDS)
+                trim = bool(mallopt(_M_TRIM_THRESHOLD, _TRIM_THRESHOLD))
+                _allocator_tuned = mmap and trim
         except OSError:
             pass
     return _allocator_tuned
@@ -49,8 +51,9 @@ def configure(threads: int | None) -> None:
     keep_freed_memory()
 
 
-def adamw(params: list, lr: float, weight_decay: float = 0.0):
-    """torch.optim.AdamW, fused when all parameters are floating point on CPU or CUDA."""
+def adamw(params: list, lr: float, weight_decay: float = 0.01):
+    """torch.optim.AdamW (same default weight decay), fused when all parameters are floating
+    point on CPU or CUDA."""
     import torch
 
     fused = all(p.is_floating_point() and p.device.type in ("cpu", "cuda") for p in params)

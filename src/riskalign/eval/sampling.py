@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..models import ActorCritic
+from ..models import ActorCritic, gpu_of
 from ..ppo.generation import GenerationSettings, generate
 from ..ppo.rollout import decode_completions
 from ..rewards import checked_scores
@@ -14,8 +14,9 @@ from ..rewards import checked_scores
 def sample_and_score(policy: ActorCritic, tokenizer, reward, prompts: list[str],
                      gen: GenerationSettings, batch_size: int, seed: int
                      ) -> tuple[list[str], torch.Tensor]:
-    """Completions and their scores [N]; the global RNG is left untouched."""
-    with torch.random.fork_rng(devices=[]):
+    """Completions and their scores [N]; the global RNG (CPU, and the policy's GPU) is left
+    untouched."""
+    with torch.random.fork_rng(devices=gpu_of(policy)):
         torch.manual_seed(seed)
         ids, _, mask = generate(policy, tokenizer, prompts, gen, batch_size)
     completions = decode_completions(tokenizer, ids, mask)

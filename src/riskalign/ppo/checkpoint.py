@@ -37,8 +37,8 @@ def rng_state() -> dict:
     np_state = np.random.get_state()
     state = {"torch": torch.get_rng_state(), "python": random.getstate(),
              "numpy": (np_state[0], torch.from_numpy(np_state[1].copy()), *np_state[2:])}
-    if torch.cuda.is_available():
-        state["cuda"] = torch.cuda.get_rng_state_all()
+    if torch.cuda.is_available():  # this process's device only
+        state["cuda"] = torch.cuda.get_rng_state()
     return state
 
 
@@ -48,7 +48,7 @@ def set_rng_state(state: dict) -> None:
     name, keys, *rest = state["numpy"]
     np.random.set_state((name, keys.numpy(), *rest))
     if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
+        torch.cuda.set_rng_state(state["cuda"])
 
 
 def save_checkpoint(root: str | Path, iteration: int, model: torch.nn.Module, state: dict,
@@ -84,7 +84,7 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module) -> dict:
     path = Path(path)
     try:
         tensors = load_file(str(path / "trainable.safetensors"))
-        state = torch.load(path / "state.pt", weights_only=True)
+        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
     except Exception as e:  # safetensors and torch raise several types for damaged files
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable "
                               f"({type(e).__name__}: {e})") from None

@@ -20,8 +20,9 @@ from .generation import GenerationSettings, Generator, HFGenerator
 @dataclass
 class Rollout:
     """One batch of trajectories. Tensors: ids/attention [B, P+T]; per-token [B, T] (log-probs,
-    values and the sampling policy's entropy); scores [B]; optional per-sample KL scale and
-    policy-loss weight [B] from the reward shaper."""
+    values, and the policy's entropy at the sampling temperature, before any top-k/top-p cut);
+    scores [B]; optional per-sample KL scale and policy-loss weight [B] from the reward
+    shaper."""
 
     prompts: list[str]
     completions: list[str]
@@ -64,12 +65,13 @@ def unpadded_span(attention_mask: torch.Tensor, response_mask: torch.Tensor) -> 
     attention_mask [b, P + T], response_mask [b, T]: columns of left padding that all rows share
     and response columns after every row's last valid token carry nothing a valid token sees
     (positions come from the mask, attention is causal), so ``input_ids[:, first:P + length]``
-    scores the same valid tokens with less work.
+    scores the same valid tokens with less work. Column P - 1, which predicts the first response
+    token, is always kept.
     """
     T = response_mask.shape[1]
     P = attention_mask.shape[1] - T
     used = attention_mask[:, :P].bool().any(0)
-    first = int(used.long().argmax()) if bool(used.any()) else P
+    first = min(int(used.long().argmax()) if bool(used.any()) else P, P - 1)
     valid = response_mask.bool().any(0).nonzero()
     length = int(valid.max()) + 1 if len(valid) else 1
     return first, length
