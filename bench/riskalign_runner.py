@@ -2,7 +2,9 @@
 
 KIND: ``rlhf`` (the shared reward model), ``ra-rlhf`` (the same, with the soft-risk schedule
 already at alpha = 0.4, so ceil(0.4 B) trajectories train) or ``ensemble`` (a 5-member ensemble of
-reward models with the ``adaptive`` method). Settings mirror the TRL run: full fine-tuning,
+reward models with the ``adaptive`` method). The ensemble run gives every second timed iteration
+to the single shared reward model instead (``paired_single_seconds``), in the same process, so
+that the ensemble's overhead is measured against the same machine state. Settings mirror the TRL run: full fine-tuning,
 float32, fixed-length responses, fixed KL coefficient. Prints one ``BENCH-RESULT {...}`` line
 with per-iteration seconds, the trainer's phase times and peak resident memory.
 """
@@ -46,25 +48,32 @@ def build(kind: str, spec: Spec):
                                 "adaptive", 0.5)
     else:
         shaper = PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
+    single = PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
     select = (SoftRiskSelector(0.4, 0, 0.01, "kl_return", n_iter) if kind == "ra-rlhf" else None)
     prompts = [r["text"] for r in read_prompts(spec.prompts)]
     gen = GenerationSettings(spec.response_length, spec.response_length, spec.temperature)
-    return PPOTrainer(cfg, policy, ref, tok, shaper, prompts, gen, select)
+    return PPOTrainer(cfg, policy, ref, tok, shaper, prompts, gen, select), single
 
 
 def main() -> None:
     kind, spec = sys.argv[1], Spec.load(sys.argv[2])
-    trainer = build(kind, spec)
-    seconds, phases, kept = [], [], []
-    for _ in range(spec.warmup + spec.iterations):
+    trainer, single = build(kind, spec)
+    own = trainer.shaper
+    paired = kind == "ensemble"
+    seconds, phases, kept, single_seconds = [], [], [], []
+    for i in range(spec.warmup + spec.iterations):
+        alternate = paired and i >= spec.warmup and (i - spec.warmup) % 2 == 1
+        trainer.shaper = single if alternate else own
         t = time.perf_counter()
         stats = trainer.step()
-        seconds.append(time.perf_counter() - t)
-        phases.append({k: stats.get(f"time_{k}", 0.0) for k in PHASES})
-        kept.append(stats["kept"])
+        (single_seconds if alternate else seconds).append(time.perf_counter() - t)
+        if not alternate:
+            phases.append({k: stats.get(f"time_{k}", 0.0) for k in PHASES})
+            kept.append(stats["kept"])
     w = spec.warmup
     emit({"seconds": seconds[w:], "warmup_seconds": seconds[:w], "phases": phases[w:],
-          "trained_sequences": kept[-1], "peak_rss_mb": peak_rss_mb()})
+          "trained_sequences": kept[-1], "peak_rss_mb": peak_rss_mb(),
+          **({"paired_single_seconds": single_seconds} if paired else {})})
 
 
 if __name__ == "__main__":
