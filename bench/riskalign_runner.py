@@ -4,9 +4,10 @@ KIND: ``rlhf`` (the shared reward model), ``ra-rlhf`` (the same, with the soft-r
 already at alpha = 0.4, so ceil(0.4 B) trajectories train) or ``ensemble`` (a 5-member ensemble of
 reward models with the ``adaptive`` method). The ensemble run gives every second timed iteration
 to the single shared reward model instead (``paired_single_seconds``), in the same process, so
-that the ensemble's overhead is measured against the same machine state. Settings mirror the TRL run: full fine-tuning,
-float32, fixed-length responses, fixed KL coefficient. Prints one ``BENCH-RESULT {...}`` line
-with per-iteration seconds, the trainer's phase times and peak resident memory.
+that the ensemble's overhead is measured against the same machine state. Settings mirror the
+TRL run: full fine-tuning, float32, fixed-length responses, fixed KL coefficient. Prints one ``BENCH-RESULT {...}`` line
+with per-iteration seconds, the trainer's phase times, peak resident memory and the machine's
+matmul rate and memory bandwidth, measured before and after the iterations (the faster kept).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spec import PHASES, Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
+from spec import PHASES, Spec, emit, machine_rates, peak_rss_mb, read_prompts  # noqa: E402
 
 
 def build(kind: str, spec: Spec):
@@ -57,6 +58,7 @@ def build(kind: str, spec: Spec):
 
 def main() -> None:
     kind, spec = sys.argv[1], Spec.load(sys.argv[2])
+    rates = [machine_rates(spec.threads)]  # before loading, so as not to raise the peak
     trainer, single = build(kind, spec)
     own = trainer.shaper
     paired = kind == "ensemble"
@@ -70,9 +72,12 @@ def main() -> None:
         if not alternate:
             phases.append({k: stats.get(f"time_{k}", 0.0) for k in PHASES})
             kept.append(stats["kept"])
+    peak = peak_rss_mb()
+    rates.append(machine_rates(spec.threads))
     w = spec.warmup
-    emit({"seconds": seconds[w:], "warmup_seconds": seconds[:w], "phases": phases[w:],
-          "trained_sequences": kept[-1], "peak_rss_mb": peak_rss_mb(),
+    emit({"matmul_gflops": max(r[0] for r in rates), "memory_gbps": max(r[1] for r in rates),
+          "seconds": seconds[w:], "warmup_seconds": seconds[:w], "phases": phases[w:],
+          "trained_sequences": kept[-1], "peak_rss_mb": peak,
           **({"paired_single_seconds": single_seconds} if paired else {})})
 
 

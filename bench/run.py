@@ -8,7 +8,9 @@ paired overhead). Every run does ``warmup`` untimed iterations, then ``iteration
 table gives the median seconds per iteration, tokens per second and peak memory, the ratios to
 TRL, the spread of the timed iterations, riskalign's phase breakdown and each phase's floor:
 the larger of its FLOPs over the machine's measured float32 matrix-multiply rate and, for
-generation, the weights it must read over the measured memory bandwidth.
+generation, the weights it must read over the measured memory bandwidth. Shared machines change
+speed from minute to minute, so each riskalign run measures both rates itself, before and after
+its iterations, and its floors use the faster of the two.
 
 FLOPs per iteration (2 per multiply-add; attention scores ignored; N = non-embedding
 parameters, H = vocabulary x hidden, B sequences, B0 trained, P prompt and T response tokens):
@@ -32,40 +34,9 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
-from spec import PHASES, Spec  # noqa: E402
+from spec import PHASES, Spec, machine_rates  # noqa: E402
 
 CONFIGS = ("trl", "rlhf", "ra-rlhf", "ensemble")
-
-
-def matmul_gflops(threads: int, n: int = 1024, repeats: int = 10) -> float:
-    """Measured float32 matrix-multiply rate (GFLOP/s): best of ``repeats`` n x n products."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    a @ b
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        a @ b
-        best = min(best, time.perf_counter() - t)
-    return 2 * n ** 3 / best / 1e9
-
-
-def memory_gbps(threads: int, mb: int = 256, repeats: int = 5) -> float:
-    """Measured memory bandwidth (GB/s): best of ``repeats`` copies of ``mb`` MB, read + write."""
-    import torch
-
-    torch.set_num_threads(threads)
-    a = torch.ones(mb * 2 ** 18)
-    b = torch.empty_like(a)
-    b.copy_(a)
-    best = float("inf")
-    for _ in range(repeats):
-        t = time.perf_counter()
-        b.copy_(a)
-        best = min(best, time.perf_counter() - t)
-    return 2 * a.numel() * 4 / best / 1e9
 
 
 def param_counts(folder: str) -> tuple[int, int]:
@@ -132,6 +103,8 @@ def summarise(runs: dict[str, list[dict]], spec: Spec, floors: dict) -> dict:
             fl = floors[config]
             row["phases"] = {k: {"seconds": ph[k], "floor_seconds": fl[k]} for k in PHASES}
             row["floor_seconds_per_iteration"] = sum(fl.values())
+            row["matmul_gflops"] = statistics.median(r["matmul_gflops"] for r in results)
+            row["memory_gbps"] = statistics.median(r["memory_gbps"] for r in results)
         out[config] = row
     trl = out["trl"]["seconds_per_iteration"]
     for config in CONFIGS[1:]:
@@ -191,10 +164,9 @@ def main() -> None:
 
     t0 = time.perf_counter()
     paths = assets.build(Path(args.work))
-    gflops = matmul_gflops(args.threads)
-    gbps = memory_gbps(args.threads)
+    gflops, gbps = machine_rates(args.threads)
     print(f"float32 matmul rate: {gflops:.1f} GFLOP/s, memory bandwidth {gbps:.1f} GB/s "
-          f"({args.threads} threads)")
+          f"({args.threads} threads; each riskalign run measures its own for its floors)")
     plans = {"tiny": (paths["tiny"], 2, 5), "smollm2-135m": (resolve_model("smollm2-135m"), 1, 6)}
     n_rm, _ = param_counts(paths["reward"])
     by_model = {}
@@ -212,7 +184,9 @@ def main() -> None:
         gen_bytes = spec.response_length * 4 * (n + h)
         floors = {c: phase_floors(phase_flops(spec, n, h, n_rm, 5 if c == "ensemble" else 1,
                                               runs[c][-1]["trained_sequences"],
-                                              assets.PROMPT_TOKENS), gen_bytes, gflops, gbps)
+                                              assets.PROMPT_TOKENS), gen_bytes,
+                                  statistics.median(r["matmul_gflops"] for r in runs[c]),
+                                  statistics.median(r["memory_gbps"] for r in runs[c]))
                   for c in CONFIGS[1:]}  # TRL's phases are not timed
         res = summarise(runs, spec, floors)
         res["settings"] = {"batch_size": spec.batch_size, "mini_batch_size": spec.mini_batch_size,

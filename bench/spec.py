@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -40,6 +41,43 @@ class Spec:
     @classmethod
     def load(cls, text: str) -> "Spec":
         return cls(**json.loads(text))
+
+
+def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
+    """Measured float32 matrix-multiply rate (GFLOP/s): best of ``repeats`` n x n products."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t)
+    return 2 * n ** 3 / best / 1e9
+
+
+def memory_gbps(mb: int = 256, repeats: int = 5) -> float:
+    """Measured memory bandwidth (GB/s): best of ``repeats`` copies of ``mb`` MB, read + write."""
+    import torch
+
+    a = torch.ones(mb * 2 ** 18)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    best = float("inf")
+    for _ in range(repeats):
+        t = time.perf_counter()
+        b.copy_(a)
+        best = min(best, time.perf_counter() - t)
+    return 2 * a.numel() * 4 / best / 1e9
+
+
+def machine_rates(threads: int) -> tuple[float, float]:
+    """(matmul GFLOP/s, memory GB/s) with ``threads`` torch threads."""
+    import torch
+
+    torch.set_num_threads(threads)
+    return matmul_gflops(), memory_gbps()
 
 
 def peak_rss_mb() -> float:
