@@ -51,6 +51,13 @@ def configure(threads: int | None) -> None:
     keep_freed_memory()
 
 
+def default_device():
+    """CUDA when a GPU is visible, else the CPU: where a single process computes."""
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def adamw(params: list, lr: float, weight_decay: float = 0.01):
     """torch.optim.AdamW (same default weight decay), fused when all parameters are floating
     point on CPU or CUDA."""
@@ -60,4 +67,4 @@ def adamw(params: list, lr: float, weight_decay: float = 0.01):
     return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay, fused=fused or None)
 
 
-__all__ = ["adamw", "configure", "keep_freed_memory"]
+__all__ = ["adamw", "configure", "default_device", "keep_freed_memory"]

@@ -37,9 +37,11 @@ def _nll(lm, sequences: list[list[int]], first_target: list[int], batch_size: in
             ids[r, :len(seq)] = torch.tensor(seq)
             target[r, max(1, first_target[i]):len(seq)] = True
         attn = (torch.arange(width) < torch.tensor([len(sequences[i]) for i in chunk])[:, None])
+        device = next(lm.parameters()).device
+        ids, attn = ids.to(device), attn.to(device)
         logits = lm(input_ids=ids, attention_mask=attn.long(), use_cache=False).logits[:, :-1]
         nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")
-        mask = target[:, 1:]
+        mask = target[:, 1:].to(device)
         total += nll[mask].double().sum().item()
         count += int(mask.sum())
     return total, count

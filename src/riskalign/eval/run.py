@@ -28,7 +28,7 @@ from .perplexity import generation_perplexity, reference_perplexity
 from .plots import plot_histograms, plot_quantile_curves
 from .report import write_report
 from .sampling import sample_and_score
-from ..runtime import configure
+from ..runtime import configure, default_device
 
 
 @dataclass
@@ -130,7 +130,7 @@ class _Models:
         if path != self.path:
             self.lm = None
             self.tok = load_tokenizer(path)
-            self.lm = load_causal_lm(path, self.dtype).eval()
+            self.lm = load_causal_lm(path, self.dtype).eval().to(default_device())
             self.path = path
         return self.tok, self.lm
 
@@ -200,7 +200,7 @@ def run_eval(cfg: EvalConfig) -> dict:
             if raw is None or raw.get("fingerprint") != key:
                 if scorer is None:
                     scorer = (load_tokenizer(cfg.scorer or first),
-                              load_causal_lm(cfg.scorer or first).eval())
+                              load_causal_lm(cfg.scorer or first).eval().to(default_device()))
                 raw = _raw_result(cfg, models, scorer, path, seed, prompts, refs, reward, gen)
                 raw["fingerprint"] = key
                 write_text(cache, json.dumps(raw))

@@ -24,11 +24,13 @@ import os
 
 import torch
 
+from ..runtime import default_device
+
 
 class Dist:
     def __init__(self):
         self.world, self.rank, self.accelerator = 1, 0, None
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        self.device = default_device()
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import Accelerator
 
