@@ -164,19 +164,26 @@ def apply_lora(lm: nn.Module, cfg) -> nn.Module:
     return get_peft_model(lm, peft_cfg)
 
 
+def load_trainable_lm(cfg: ModelConfig) -> nn.Module:
+    """The policy LM as it trains: with LoRA adapters when enabled, on 4-bit frozen weights
+    when ``load_in_4bit`` is also set (and a CUDA GPU is present)."""
+    lm = load_causal_lm(cfg.policy, cfg.dtype, cfg.trust_remote_code,
+                        cfg.load_in_4bit and cfg.lora.enabled)
+    if not cfg.lora.enabled:
+        return lm
+    if getattr(lm, "is_loaded_in_4bit", False):
+        from peft import prepare_model_for_kbit_training
+
+        lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
+    return apply_lora(lm, cfg.lora)
+
+
 def load_policy(cfg: ModelConfig) -> tuple[ActorCritic, nn.Module | None]:
     """Build the trainable actor-critic and the frozen reference LM (None when LoRA is used:
     the reference is then the policy with its adapter switched off)."""
-    lm = load_causal_lm(cfg.policy, cfg.dtype, cfg.trust_remote_code,
-                        cfg.load_in_4bit and cfg.lora.enabled)
+    lm = load_trainable_lm(cfg)
     ref = None
-    if cfg.lora.enabled:
-        if getattr(lm, "is_loaded_in_4bit", False):
-            from peft import prepare_model_for_kbit_training
-
-            lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
-        lm = apply_lora(lm, cfg.lora)
-    else:
+    if not cfg.lora.enabled:
         ref = (load_causal_lm(cfg.reference, cfg.dtype, cfg.trust_remote_code) if cfg.reference
                else copy.deepcopy(lm))
         ref.requires_grad_(False).eval()

@@ -1,15 +1,15 @@
 """How riskalign runs fast on its hardware: threads, allocator and optimizer.
 
-``configure(threads)``, applied once by every training and evaluation command, sets torch's thread count and asks glibc's allocator to keep freed memory
-for reuse. Each PPO minibatch allocates tensors of tens to hundreds of MB (vocabulary-sized
-logits and gradients, the tied embedding's gradient); by default glibc serves those with fresh
-``mmap`` pages and returns them on free, so every step pays the page faults again. Keeping them
-in the heap changes no result and on the 135M policy shortens the PPO update by about a fifth
-(``make bench``). Peak memory is unchanged; memory freed after the peak is kept by the process.
+``configure(threads)``, applied once by every training and evaluation command, sets torch's
+thread count and asks glibc's allocator to keep freed memory for reuse. Each PPO minibatch
+allocates tensors of tens to hundreds of MB (vocabulary-sized logits and gradients, the tied
+embedding's gradient); by default glibc serves those with fresh ``mmap`` pages and returns them
+on free, so every step pays the page faults again. Keeping them in the heap changes no result;
+the process holds on to memory it freed, so its resident size can stay somewhat higher.
 
-``adamw`` builds AdamW with PyTorch's fused kernel where every parameter allows it (one pass over
-the weights instead of a dozen): on CPU about 9x faster per step for 135M parameters. Results
-match the unfused optimizer up to float rounding (tested).
+``adamw`` builds AdamW with PyTorch's fused kernel where every parameter allows it: one pass over
+the weights per step instead of one per elementwise operation. Results match the unfused
+optimizer up to float rounding (tested).
 """
 
 from __future__ import annotations

@@ -18,7 +18,7 @@ from rich.progress import track
 
 from .atomic import write_dir
 from .config import ModelConfig, TaskConfig, _check, opt
-from .models import apply_lora, load_causal_lm, load_tokenizer
+from .models import load_tokenizer, load_trainable_lm
 from .ppo.distributed import Dist
 from .tasks import DataError, get_spec
 from .runtime import adamw, configure
@@ -125,14 +125,7 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     torch.manual_seed(cfg.seed)
     tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
     texts = training_pairs(cfg, tok)
-    lm = load_causal_lm(cfg.model.policy, cfg.model.dtype, cfg.model.trust_remote_code,
-                        cfg.model.load_in_4bit and cfg.model.lora.enabled)
-    if cfg.model.lora.enabled:
-        if getattr(lm, "is_loaded_in_4bit", False):
-            from peft import prepare_model_for_kbit_training
-
-            lm = prepare_model_for_kbit_training(lm, use_gradient_checkpointing=False)
-        lm = apply_lora(lm, cfg.model.lora)
+    lm = load_trainable_lm(cfg.model)
     dist = Dist()  # several processes under `accelerate launch`: each takes a share of a batch
     dist.place(lm)
     params = [p for p in lm.parameters() if p.requires_grad]
@@ -146,15 +139,13 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
         if start == 0:
             random.Random(cfg.seed + epoch).shuffle(order)
         batch = order[start:start + cfg.batch_size]
-        mine = batch[dist.rank::dist.world] or batch[:1]
+        mine, n_mine = dist.part(batch)
         ids, mask, labels = (t.to(dist.device) for t in
                              encode_pairs(tok, [texts[j] for j in mine], cfg.max_tokens))
         loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-        if dist.world > 1:  # local token mean -> this process's share of the batch's token mean
-            tokens = (labels[:, 1:] != -100).sum().float() * (len(batch) > dist.rank)
-            loss = loss * (tokens * dist.world / dist.reduce(tokens)).item()
+        scale = dist.share((labels[:, 1:] != -100).sum() * (n_mine > 0))  # token-mean share
         opt_.zero_grad(set_to_none=True)
-        dist.backward(loss)
+        dist.backward(loss if scale == 1.0 else loss * scale)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt_.step()
         losses.append(loss.item())

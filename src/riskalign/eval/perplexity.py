@@ -24,6 +24,7 @@ def _nll(lm, sequences: list[list[int]], first_target: list[int], batch_size: in
     """Sum of -log p(token) over positions t >= first_target[i] (t >= 1) of each sequence, and
     the number of such tokens. Sequences are right-padded per batch."""
     total, count = 0.0, 0
+    device = next(lm.parameters()).device
     order = sorted(range(len(sequences)), key=lambda i: len(sequences[i]))
     for s in range(0, len(order), batch_size):
         chunk = [i for i in order[s:s + batch_size] if len(sequences[i]) >= 2]
@@ -37,7 +38,6 @@ def _nll(lm, sequences: list[list[int]], first_target: list[int], batch_size: in
             ids[r, :len(seq)] = torch.tensor(seq)
             target[r, max(1, first_target[i]):len(seq)] = True
         attn = (torch.arange(width) < torch.tensor([len(sequences[i]) for i in chunk])[:, None])
-        device = next(lm.parameters()).device
         ids, attn = ids.to(device), attn.to(device)
         logits = lm(input_ids=ids, attention_mask=attn.long(), use_cache=False).logits[:, :-1]
         nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")

@@ -63,6 +63,21 @@ class Dist:
         torch.distributed.all_reduce(t, op=getattr(torch.distributed.ReduceOp, op.upper()))
         return t
 
+    def part(self, items: list) -> tuple[list, int]:
+        """(this process's every world-th item, how many that is). A process left with none
+        gets the first item as a stand-in, counted 0, so that it still takes the step."""
+        mine = items[self.rank::self.world]
+        return (mine, len(mine)) if mine else (items[:1], 0)
+
+    def share(self, count: torch.Tensor) -> float:
+        """count * world / (count summed over processes): the factor that turns this process's
+        mean over ``count`` items into its share of the mean over all of them, once
+        Accelerate averages the gradients. 1 in a single process."""
+        if self.world == 1:
+            return 1.0
+        count = count.float()
+        return (count * self.world / self.reduce(count).clamp(min=1)).item()
+
     def place(self, *models) -> None:
         """Move models (None skipped) to ``device`` before their optimizer is built. A 4-bit
         LM stays where it was loaded; only an actor-critic's value head then moves."""

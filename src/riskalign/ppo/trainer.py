@@ -173,12 +173,9 @@ class PPOTrainer:
             perm = torch.randperm(n)
             for k in range(n_steps):
                 mb = perm[k * mb_size:(k + 1) * mb_size]
-                scale = 1.0
-                if d.world > 1:  # local token mean -> this process's share of the global mean
-                    tokens = mask[mb].sum()
-                    scale = (tokens * d.world / d.reduce(tokens).clamp(min=1)).item()
-                    if len(mb) == 0:  # nothing left here: take part with a zero-weighted sample
-                        mb, scale = torch.zeros(1, dtype=torch.long), 0.0
+                scale = d.share(mask[mb].sum())  # local token mean -> share of the global one
+                if len(mb) == 0:  # nothing left here: take part with a zero-weighted sample
+                    mb = torch.zeros(1, dtype=torch.long)
                 first, t = unpadded_span(ro.attention_mask[mb], ro.response_mask[mb])
                 cols = slice(first, ro.input_ids.shape[1] - T + t)
                 out = self.train_model(ro.input_ids[mb, cols], ro.attention_mask[mb, cols], t,

@@ -99,18 +99,18 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
         if start == 0:
             random.Random(seed * 1000 + epoch).shuffle(order)
         full = [train[i] for i in order[start:start + cfg.batch_size]]
-        batch = full[dist.rank::dist.world] or full[:1]
+        batch, n_mine = dist.part(full)
         r = reward_forward(wrapped, tok, _texts(batch, "chosen") + _texts(batch, "rejected"),
                            cfg.max_length)
         loss = bradley_terry_loss(r[:len(batch)], r[len(batch):], cfg.center_coef)
-        if dist.world > 1:  # local pair mean -> this process's share of the batch mean
-            share = len(full[dist.rank::dist.world]) * dist.world / len(full)
-            loss = loss * share
+        scale = dist.share(torch.tensor(n_mine, device=dist.device))  # pair-mean share
         optim.zero_grad(set_to_none=True)
-        dist.backward(loss)
+        dist.backward(loss if scale == 1.0 else loss * scale)
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         optim.step()
         losses.append(loss.item())
+    if not dist.is_main:  # only the main process scores and writes the member
+        return {"path": f"member-{member}", "seed": seed}
     ref_scores = score_texts(model, tok, reference, cfg.max_length)
     info = {"path": f"member-{member}", "seed": seed, "settings": _member_settings(cfg),
             "train_pairs": len(train),
@@ -124,8 +124,7 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
         tok.save_pretrained(str(tmp))
         (tmp / "member.json").write_text(json.dumps(info, indent=2))
 
-    if dist.is_main:
-        write_dir(Path(cfg.output_dir) / info["path"], write)
+    write_dir(Path(cfg.output_dir) / info["path"], write)
     return info
 
 
@@ -151,11 +150,13 @@ def train_reward_models(cfg: RewardTrainConfig) -> dict:
         if (info is None or info.get("seed") != cfg.seed + m
                 or info.get("settings") != _member_settings(cfg)):
             info = train_member(cfg, train, held, reference, m, dist)
+        members.append(info)
+        if not dist.is_main:
+            continue
         acc = info["eval_accuracy"]
         print(f"member {m} (seed {info['seed']}): held-out pairwise accuracy "
               f"{'n/a' if acc is None else f'{acc:.3f}'} on {len(held)} pairs; reference mean "
               f"{info['mean']:+.3f}, std {info['std']:.3f}")
-        members.append(info)
     if not dist.is_main:
         return {}
     manifest = {"kind": "riskalign-reward-ensemble", "backbone": cfg.backbone,
