@@ -3,7 +3,7 @@
 * ``tiny/``: a randomly initialised Llama (4 layers, hidden 128) with the SmolLM2 tokenizer;
 * ``reward/``: a randomly initialised Llama sequence classifier (2 layers, hidden 64, one
   logit) with the same tokenizer, the reward both libraries use (TRL feeds it token ids);
-* ``ensemble/``: five such classifiers (seeds 0-4) as a riskalign ensemble folder, each with
+* ``ensemble/``: five more such classifiers (seeds 100-104) as a riskalign ensemble folder, each with
   its mean and std on the prompts in ``manifest.json``;
 * ``prompts.jsonl``: drug-review openings of exactly 16 tokens whose text re-tokenizes to the
   same ids, so both libraries see identical prompts.
@@ -73,7 +73,7 @@ def build(work: Path, n_prompts: int = 256) -> dict[str, str]:
         _save(LlamaForSequenceClassification(rm_cfg), tok, folder)
         model, mtok = load_reward_model(str(folder))
         s = score_texts(model.eval(), mtok, texts, 64, 32)
-        members.append({"path": f"member-{m}", "seed": m, "mean": s.mean().item(),
+        members.append({"path": f"member-{m}", "seed": 100 + m, "mean": s.mean().item(),
                         "std": s.std().item()})
     (work / "ensemble" / "manifest.json").write_text(json.dumps(
         {"kind": "riskalign-reward-ensemble", "max_length": 64, "members": members}, indent=2))

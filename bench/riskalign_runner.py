@@ -17,7 +17,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spec import PHASES, Spec, emit, machine_rates, peak_rss_mb, read_prompts  # noqa: E402
+from spec import (PHASES, Spec, emit, machine_rates, machine_rates_apart,  # noqa: E402
+                  peak_rss_mb, read_prompts)
 
 
 def build(kind: str, spec: Spec):
@@ -49,7 +50,8 @@ def build(kind: str, spec: Spec):
                                 "adaptive", 0.5)
     else:
         shaper = PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
-    single = PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
+    single = (PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
+              if kind == "ensemble" else None)  # for the paired iterations
     select = (SoftRiskSelector(0.4, 0, 0.01, "kl_return", n_iter) if kind == "ra-rlhf" else None)
     prompts = [r["text"] for r in read_prompts(spec.prompts)]
     gen = GenerationSettings(spec.response_length, spec.response_length, spec.temperature)
@@ -58,7 +60,7 @@ def build(kind: str, spec: Spec):
 
 def main() -> None:
     kind, spec = sys.argv[1], Spec.load(sys.argv[2])
-    rates = [machine_rates(spec.threads)]  # before loading, so as not to raise the peak
+    rates = [machine_rates_apart(spec.threads)]  # its buffers must not raise this peak
     trainer, single = build(kind, spec)
     own = trainer.shaper
     paired = kind == "ensemble"
@@ -70,7 +72,7 @@ def main() -> None:
         stats = trainer.step()
         (single_seconds if alternate else seconds).append(time.perf_counter() - t)
         if not alternate:
-            phases.append({k: stats.get(f"time_{k}", 0.0) for k in PHASES})
+            phases.append({k: stats[f"time_{k}"] for k in PHASES})
             kept.append(stats["kept"])
     peak = peak_rss_mb()
     rates.append(machine_rates(spec.threads))

@@ -14,7 +14,7 @@ its iterations, and its floors use the faster of the two.
 
 FLOPs per iteration (2 per multiply-add; attention scores ignored; N = non-embedding
 parameters, H = vocabulary x hidden, B sequences, B0 trained, P prompt and T response tokens):
-  generation 2 N B (P + T) + 2 H B T,  one forward 2 N B (P + T) + 2 H B (T + 1),
+  generation 2 N B (P + T - 1) + 2 H B T,  one forward 2 N B (P + T) + 2 H B (T + 1),
   reward 2 N_rm B (P + T) per model,  update epochs x 3 x (2 N B0 (P + T) + 2 H B0 (T + 1)).
 Bytes read by generation: T decoding steps x 4 (N + H), the float32 weights once per step.
 """
@@ -56,7 +56,7 @@ def phase_flops(spec: Spec, n: int, h: int, n_rm: int, rm_models: int, trained: 
     B, P, T = spec.batch_size, prompt_tokens, spec.response_length
     fwd = 2 * n * B * (P + T) + 2 * h * B * (T + 1)
     per_seq = fwd / B
-    return {"generate": 2 * n * B * (P + T) + 2 * h * B * T,
+    return {"generate": 2 * n * B * (P + T - 1) + 2 * h * B * T,
             "score": 2 * n_rm * B * (P + T) * rm_models,
             "forward_policy": fwd, "forward_ref": fwd,
             "update": spec.ppo_epochs * 3 * per_seq * trained}

@@ -80,6 +80,17 @@ def machine_rates(threads: int) -> tuple[float, float]:
     return matmul_gflops(), memory_gbps()
 
 
+def machine_rates_apart(threads: int) -> tuple[float, float]:
+    """``machine_rates`` measured in a child process, so that the probe's 512 MB of buffers do
+    not count in this process's peak memory."""
+    import subprocess
+
+    code = f"import spec; print(*spec.machine_rates({threads}))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         cwd=str(Path(__file__).resolve().parent)).stdout.split()
+    return float(out[0]), float(out[1])
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
