@@ -13,6 +13,19 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 torch.set_num_threads(2)
 
 
+@pytest.fixture(autouse=True)
+def fp32_unless_asked(monkeypatch):
+    """Tests give the same numbers on any machine: ``precision=auto`` resolves to fp32 (as on
+    hardware without native bf16) unless a test says otherwise, and every test starts and ends
+    in fp32 mode."""
+    from riskalign import precision
+
+    monkeypatch.setattr(precision, "native_bf16", lambda device=None: False)
+    precision.use("fp32")
+    yield
+    precision._mode = "fp32"
+
+
 @pytest.fixture(scope="session")
 def tokenizer_dir():
     from riskalign.assets import prepare_default_tokenizer

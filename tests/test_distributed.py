@@ -29,7 +29,7 @@ def _args(model_dir, *extra):
             "reward.function=easy_rewards:short_text", "ppo.learning_rate=3e-3",
             "ppo.batch_size=8", "ppo.mini_batch_size=8", "ppo.forward_batch_size=8",
             "ppo.ppo_epochs=1", "ppo.top_k=1", "ppo.total_iterations=3", "log.tensorboard=false",
-            "log.eval_prompts=0", "threads=1", *extra]
+            "log.eval_prompts=0", "threads=1", "precision=fp32", *extra]
 
 
 def _free_port() -> int:

@@ -36,6 +36,21 @@ def _check(cond: bool, name: str, rule: str, value: Any) -> None:
         raise ConfigError(f"{name} must be {rule}, got {value!r}")
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+
+
+def precision_opt(default: str = "auto") -> Any:
+    """The ``precision`` field every command has (see ``riskalign.precision``)."""
+    return opt(default, "auto, fp32 or bf16. bf16 is mixed precision: matrix multiplies in "
+                        "bfloat16, weights, optimizer state, log-probs, values and losses in "
+                        "float32. auto = bf16 where the hardware computes it natively (CPU "
+                        "avx512_bf16/amx_bf16, CUDA bf16 support), else fp32.")
+
+
+def check_precision(value: str, name: str = "precision") -> None:
+    _check(value in PRECISIONS, name, "one of auto, fp32, bf16", value)
+
+
 @dataclass
 class LoraConfig:
     enabled: bool = opt(False, "Train LoRA adapters instead of the full policy; the reference "
@@ -219,6 +234,7 @@ class RunConfig:
     seed: int = opt(0, "Seed for data order, sampling and initialisation.")
     output_dir: str = opt("runs/ppo", "Where logs, checkpoints and the final model go.")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")
+    precision: str = precision_opt()
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Policy model."})
     task: TaskConfig = field(default_factory=TaskConfig, metadata={"help": "Prompt task."})
     reward: RewardConfig = field(default_factory=RewardConfig, metadata={"help": "Reward source."})
@@ -228,6 +244,7 @@ class RunConfig:
 
     def validate(self) -> "RunConfig":
         _check(self.threads is None or self.threads >= 1, "threads", ">= 1", self.threads)
+        check_precision(self.precision)
         for f in dataclasses.fields(self):
             sub = getattr(self, f.name)
             if dataclasses.is_dataclass(sub):

@@ -21,7 +21,8 @@ from rich.console import Console
 
 from .assets import DEFAULT_POLICY, prepare_default_policy
 from .atomic import write_text
-from .config import LoraConfig, ModelConfig, RiskConfig, RunConfig, TaskConfig, _check, opt
+from .config import (LoraConfig, ModelConfig, RiskConfig, RunConfig, TaskConfig, _check,
+                     check_precision, opt, precision_opt)
 from .eval.plots import plot_training_curves
 from .eval.run import EvalConfig, run_eval
 from .sft import SFTConfig, run_sft
@@ -64,6 +65,7 @@ class DemoConfig:
     base: str = opt(DEFAULT_POLICY, "Starting model (the `base` of the report; SFT starts here).")
     seeds: int = opt(1, "Number of seeds (0 .. seeds-1) for RLHF, RA-RLHF and evaluation.")
     threads: int = opt(2, "torch CPU threads for every stage.")
+    precision: str = precision_opt()
     sft: SFTConfig = field(default_factory=_sft_defaults,
                            metadata={"help": "SFT stage (model.policy and output_dir are set by "
                                              "the demo)."})
@@ -80,6 +82,7 @@ class DemoConfig:
     def validate(self) -> "DemoConfig":
         _check(self.seeds >= 1, "seeds", ">= 1", self.seeds)
         _check(self.threads >= 1, "threads", ">= 1", self.threads)
+        check_precision(self.precision)
         _check(self.risk.alpha < 1, "risk.alpha", "< 1 (alpha = 1 is plain RLHF)", self.risk.alpha)
         self.sft.validate()
         self.rl.validate()
@@ -119,7 +122,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     t = time.perf_counter()
     sft_cfg = copy.deepcopy(cfg.sft)
     sft_cfg.output_dir = str(out / "sft")
-    sft_cfg.model.policy = cfg.base
+    sft_cfg.model.policy, sft_cfg.precision = cfg.base, cfg.precision
     if not (out / "sft" / "config.json").exists():
         run_sft(sft_cfg, threads=cfg.threads)
     times["sft"] = time.perf_counter() - t
@@ -131,7 +134,7 @@ def run_demo(cfg: DemoConfig) -> dict:
             stage += 1
             _stage(console, stage, total, f"{name.upper()} seed {seed}")
             rl = copy.deepcopy(cfg.rl)
-            rl.seed, rl.threads = seed, cfg.threads
+            rl.seed, rl.threads, rl.precision = seed, cfg.threads, cfg.precision
             rl.model.policy = sft_cfg.output_dir
             rl.output_dir = str(out / name / f"seed-{seed}")
             rl.risk = copy.deepcopy(cfg.risk) if name == "ra-rlhf" else RiskConfig(alpha=1.0)
@@ -144,6 +147,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     t = time.perf_counter()
     ev = copy.deepcopy(cfg.eval)
     ev.output_dir, ev.seeds, ev.threads = str(out), seeds, cfg.threads
+    ev.precision = cfg.precision
     ev.models = [f"base={cfg.base}", f"sft={sft_cfg.output_dir}",
                  f"rlhf={','.join(finals['rlhf'])}", f"ra-rlhf={','.join(finals['ra-rlhf'])}"]
     result = run_eval(ev.validate())

@@ -2,7 +2,8 @@
 
 ``ActorCritic.forward`` returns, for a batch of ``[prompt | response]`` sequences, the log-probs
 of the response tokens, the values of the states that emit them, and optionally the entropy, all
-shaped ``[B, T]`` with ``T`` the response width.
+shaped ``[B, T]`` with ``T`` the response width. In bf16 mode (``precision``) the LM runs under
+autocast and everything from the logits on is float32; the reference goes the same way.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from . import precision
 from .assets import load_error, resolve_model
 from .config import ModelConfig
 
@@ -120,10 +122,11 @@ class ActorCritic(nn.Module):
         Returns dict with ``logprobs`` [B, T], ``values`` [B, T] (value of the state before each
         response token), and ``entropy`` [B, T] (no gradient) when asked.
         """
-        out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
-                      position_ids=position_ids_from_mask(attention_mask),
-                      output_hidden_states=with_values, logits_to_keep=response_len + 1,
-                      use_cache=False)
+        with precision.autocast(input_ids.device):
+            out = self.lm(input_ids=input_ids, attention_mask=attention_mask,
+                          position_ids=position_ids_from_mask(attention_mask),
+                          output_hidden_states=with_values, logits_to_keep=response_len + 1,
+                          use_cache=False)
         logp = F.log_softmax(scaled(out.logits[:, :-1], temperature), dim=-1)
         tokens = input_ids[:, -response_len:]
         result = {"logprobs": torch.gather(logp, 2, tokens.unsqueeze(-1)).squeeze(-1)}
@@ -203,8 +206,9 @@ def reference_logprobs(policy: ActorCritic, ref: nn.Module | None, input_ids: to
         with policy.adapter_disabled():
             return policy(input_ids, attention_mask, response_len, temperature,
                           with_values=False)["logprobs"]
-    out = ref(input_ids=input_ids, attention_mask=attention_mask,
-              position_ids=position_ids_from_mask(attention_mask),
-              logits_to_keep=response_len + 1, use_cache=False)
+    with precision.autocast(input_ids.device):
+        out = ref(input_ids=input_ids, attention_mask=attention_mask,
+                  position_ids=position_ids_from_mask(attention_mask),
+                  logits_to_keep=response_len + 1, use_cache=False)
     return logprobs_from_logits(scaled(out.logits[:, :-1], temperature),
                                 input_ids[:, -response_len:])

@@ -23,7 +23,7 @@ import torch
 from rich.console import Console
 
 from .atomic import write_text
-from .config import RunConfig, _check, opt
+from .config import RunConfig, _check, check_precision, opt, precision_opt
 from .demo import cpu_rl_defaults, cpu_task
 from .eval.plots import plot_overopt_curves
 from .models import gpu_of, load_policy, load_tokenizer
@@ -54,6 +54,7 @@ class OveroptConfig:
     eval_every: int = opt(4, "Held-out gold / proxy / KL every this many iterations.")
     eval_prompts: int = opt(48, "Held-out prompts for those figures.")
     threads: int = opt(2, "torch CPU threads.")
+    precision: str = precision_opt()
     prefs: SyntheticPrefsConfig = field(
         default_factory=lambda: SyntheticPrefsConfig(train_pairs=256, test_pairs=64,
                                                      label_noise=0.1, task=cpu_task()),
@@ -71,6 +72,7 @@ class OveroptConfig:
         _check(self.eval_every >= 1, "eval_every", ">= 1", self.eval_every)
         _check(self.eval_prompts >= 1, "eval_prompts", ">= 1", self.eval_prompts)
         _check(self.lam > 0, "lam", "> 0", self.lam)
+        check_precision(self.precision)
         if any(m in ("uwo", "adaptive") for m in self.methods):
             _check(self.reward.ensemble >= 2, "reward.ensemble", ">= 2 for uwo / adaptive",
                    self.reward.ensemble)
@@ -108,6 +110,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     console.rule(f"[bold]stage 1/{stages}: gold-labelled preference pairs")
     prefs = copy.deepcopy(cfg.prefs)
     prefs.policy, prefs.output_dir, prefs.threads = cfg.policy, str(out / "prefs"), cfg.threads
+    prefs.precision = cfg.precision
     if not (out / "prefs" / "test.jsonl").exists():
         make_synthetic_preferences(prefs)
 
@@ -115,10 +118,11 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     rcfg = copy.deepcopy(cfg.reward)
     rcfg.data, rcfg.eval_data = str(out / "prefs" / "train.jsonl"), str(out / "prefs" / "test.jsonl")
     rcfg.output_dir, rcfg.threads = str(out / "ensemble"), cfg.threads
+    rcfg.precision = cfg.precision
     if not (out / "ensemble" / MANIFEST).exists():
         train_reward_models(rcfg)
 
-    configure(cfg.threads)
+    configure(cfg.threads, cfg.precision)
     gold = build_reward(prefs.reward, get_spec(prefs.task.name).reward)  # the labeller
     proxy = EnsembleReward(out / "ensemble", cfg.rl.reward.target, cfg.rl.reward.batch_size)
     tokenizer = load_tokenizer(cfg.policy)
@@ -136,7 +140,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     for i, method in enumerate(cfg.methods):
         console.rule(f"[bold]stage {3 + i}/{stages}: PPO on the proxy, method {method}")
         rl = copy.deepcopy(cfg.rl)
-        rl.model.policy, rl.threads = cfg.policy, cfg.threads
+        rl.model.policy, rl.threads, rl.precision = cfg.policy, cfg.threads, cfg.precision
         rl.output_dir = str(out / method)
         rl.reward.kind, rl.reward.model = "ensemble", str(out / "ensemble")
         rl.reward.ensemble_method, rl.reward.lam = method, cfg.lam

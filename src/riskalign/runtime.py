@@ -1,7 +1,8 @@
-"""How riskalign runs fast on its hardware: threads, allocator and optimizer.
+"""How riskalign runs fast on its hardware: threads, precision, allocator and optimizer.
 
-``configure(threads)``, applied once by every training and evaluation command, sets torch's
-thread count and asks glibc's allocator to keep freed memory for reuse. Each PPO minibatch
+``configure(threads, precision)``, applied once by every training and evaluation command, sets
+torch's thread count, the process's precision mode (``precision.use``: auto, fp32 or bf16) and
+asks glibc's allocator to keep freed memory for reuse. Each PPO minibatch
 allocates tensors of tens to hundreds of MB (vocabulary-sized logits and gradients, the tied
 embedding's gradient); by default glibc serves those with fresh ``mmap`` pages and returns them
 on free, so every step pays the page faults again. Keeping them in the heap changes no result;
@@ -42,12 +43,17 @@ def keep_freed_memory() -> bool:
     return _allocator_tuned
 
 
-def configure(threads: int | None) -> None:
-    """torch's intra-op threads (when given) and the allocator setting above."""
+def configure(threads: int | None, precision: str | None = None) -> None:
+    """torch's intra-op threads (when given), the precision mode (when given; printed once) and
+    the allocator setting above."""
     if threads:
         import torch
 
         torch.set_num_threads(threads)
+    if precision:
+        from . import precision as mixed
+
+        mixed.use(precision)
     keep_freed_memory()
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import torch
 from rich.progress import track
 
+from . import precision
 from .atomic import write_dir
-from .config import ModelConfig, TaskConfig, _check, opt
+from .config import ModelConfig, TaskConfig, _check, check_precision, opt, precision_opt
 from .models import load_tokenizer, load_trainable_lm
 from .ppo.distributed import Dist
 from .tasks import DataError, get_spec
@@ -38,6 +39,7 @@ class SFTConfig:
     epochs: int = opt(1, "Passes over the texts.")
     batch_size: int = opt(8, "Texts per step.")
     learning_rate: float = opt(1e-4, "AdamW learning rate.")
+    precision: str = precision_opt()
     model: ModelConfig = field(default_factory=ModelConfig, metadata={"help": "Model to tune."})
     task: TaskConfig = field(default_factory=TaskConfig, metadata={"help": "Source of texts."})
 
@@ -45,6 +47,7 @@ class SFTConfig:
         for k in ("max_tokens", "epochs", "batch_size"):
             _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))
         _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
+        check_precision(self.precision)
         self.model.validate("model")
         self.task.validate("task")
         return self
@@ -120,7 +123,7 @@ def encode_pairs(tok, pairs: list[tuple[str, str]], max_tokens: int
 def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     """Fine-tune and save the model (merged when LoRA is used) to ``cfg.output_dir``; the folder
     appears only once it is complete."""
-    configure(threads)
+    configure(threads, cfg.precision)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
@@ -142,7 +145,8 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
         mine, n_mine = dist.part(batch)
         ids, mask, labels = (t.to(dist.device) for t in
                              encode_pairs(tok, [texts[j] for j in mine], cfg.max_tokens))
-        loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+        with precision.autocast(dist.device):  # the loss itself is float32
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
         scale = dist.share((labels[:, 1:] != -100).sum() * (n_mine > 0))  # token-mean share
         opt_.zero_grad(set_to_none=True)
         dist.backward(loss if scale == 1.0 else loss * scale)

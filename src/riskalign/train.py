@@ -34,7 +34,7 @@ def risk_selector(cfg: RunConfig, n_prompts: int) -> SoftRiskSelector | None:
 
 
 def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
-    configure(cfg.threads)
+    configure(cfg.threads, cfg.precision)
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
     task = load_task(cfg.task, tokenizer, cfg.seed)

@@ -17,6 +17,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .. import precision
+
 
 @torch.no_grad()
 def _nll(lm, sequences: list[list[int]], first_target: list[int], batch_size: int
@@ -39,7 +41,8 @@ def _nll(lm, sequences: list[list[int]], first_target: list[int], batch_size: in
             target[r, max(1, first_target[i]):len(seq)] = True
         attn = (torch.arange(width) < torch.tensor([len(sequences[i]) for i in chunk])[:, None])
         ids, attn = ids.to(device), attn.to(device)
-        logits = lm(input_ids=ids, attention_mask=attn.long(), use_cache=False).logits[:, :-1]
+        with precision.autocast(device):
+            logits = lm(input_ids=ids, attention_mask=attn.long(), use_cache=False).logits[:, :-1]
         nll = F.cross_entropy(logits.float().transpose(1, 2), ids[:, 1:], reduction="none")
         mask = target[:, 1:].to(device)
         total += nll[mask].double().sum().item()

@@ -18,7 +18,8 @@ import torch
 from rich.progress import Progress
 
 from ..atomic import write_text
-from ..config import RewardConfig, TaskConfig, _check, opt, to_dict
+from ..config import (RewardConfig, TaskConfig, _check, check_precision, opt, precision_opt,
+                      to_dict)
 from ..models import ActorCritic, load_causal_lm, load_tokenizer
 from ..ppo.rollout import GenerationSettings
 from ..rewards import build_reward, prompt_scores
@@ -38,6 +39,7 @@ class EvalConfig:
                                 "seed (e.g. one trained model per seed).")
     seeds: list[int] = opt([0], "Sampling seeds; metrics report mean and std over them.")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")
+    precision: str = precision_opt()
     batch_size: int = opt(32, "Prompts per generation / scoring batch.")
     temperature: float = opt(1.0, "Sampling temperature.")
     top_k: int = opt(0, "Top-k sampling (0 = off).")
@@ -63,6 +65,7 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         _check(self.threads is None or self.threads >= 1, "threads", ">= 1", self.threads)
         _check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        check_precision(self.precision)
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
                "a non-empty list of distinct seeds", self.seeds)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
@@ -168,7 +171,7 @@ def seed_metrics(raw: dict, scores: torch.Tensor, cfg: EvalConfig, threshold: fl
 
 def run_eval(cfg: EvalConfig) -> dict:
     """Evaluate every model on every seed; write metrics.json, report.md and the PNGs."""
-    configure(cfg.threads)
+    configure(cfg.threads, cfg.precision)
     paths = cfg.model_paths()
     out = Path(cfg.output_dir)
     first = next(iter(paths.values()))[0]

@@ -13,6 +13,9 @@ from typing import Protocol
 
 import torch
 
+from .. import precision
+from ..precision import GenerationCopy
+
 
 @dataclass
 class GenerationSettings:
@@ -45,11 +48,15 @@ def response_mask_from_tokens(response: torch.Tensor, eos_token_id: int | None) 
 
 @torch.no_grad()
 def generate(policy, tokenizer, prompts: list[str], settings: GenerationSettings,
-             batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Sample completions. Returns (input_ids [B, P+T], attention_mask [B, P+T], response_mask
-    [B, T]); P is the longest prompt, T the longest response in the whole batch."""
+             batch_size: int, sampler=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Sample completions with ``sampler`` (a causal LM; default: the policy's own LM; in bf16
+    mode a ``precision.GenerationCopy`` of it). Returns (input_ids [B, P+T], attention_mask
+    [B, P+T], response_mask [B, T]); P is the longest prompt, T the longest response in the
+    whole batch."""
     from transformers import GenerationConfig
 
+    if sampler is None:
+        sampler = GenerationCopy(policy.lm).model if precision.mode() == "bf16" else policy.lm
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
                     add_special_tokens=False).to(policy.device)
     gen_cfg = GenerationConfig(
@@ -62,7 +69,7 @@ def generate(policy, tokenizer, prompts: list[str], settings: GenerationSettings
     was_training = policy.training
     policy.eval()
     for i in range(0, len(prompts), batch_size):
-        out = policy.lm.generate(input_ids=enc.input_ids[i:i + batch_size],
+        out = sampler.generate(input_ids=enc.input_ids[i:i + batch_size],
                                  attention_mask=enc.attention_mask[i:i + batch_size],
                                  generation_config=gen_cfg)
         responses.append(out[:, P:])
@@ -79,14 +86,21 @@ def generate(policy, tokenizer, prompts: list[str], settings: GenerationSettings
 
 
 class HFGenerator:
-    """Sampling with the policy's own ``transformers`` ``generate`` (KV cache on)."""
+    """Sampling with ``transformers``' ``generate`` (KV cache on): with the policy itself in
+    fp32 mode; in bf16 mode with a bf16 copy made on first use and refreshed after each update."""
+
+    copy: GenerationCopy | None = None
 
     def generate(self, policy, tokenizer, prompts: list[str], settings: GenerationSettings,
                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        return generate(policy, tokenizer, prompts, settings, batch_size)
+        if precision.mode() == "bf16" and self.copy is None:
+            self.copy = GenerationCopy(policy.lm)
+        sampler = self.copy.model if self.copy is not None else policy.lm
+        return generate(policy, tokenizer, prompts, settings, batch_size, sampler)
 
     def update_weights(self, policy) -> None:
-        pass  # generates with the policy itself
+        if self.copy is not None:
+            self.copy.refresh(policy.lm)
 
 
 __all__ = ["GenerationSettings", "Generator", "HFGenerator", "generate",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import precision
 from ..assets import load_error, resolve_model
 
 
@@ -39,7 +40,8 @@ def reward_forward(model, tok, texts: list[str], max_length: int) -> torch.Tenso
     the model's device."""
     enc = tok(texts, return_tensors="pt", padding=True, truncation=True, max_length=max_length,
               padding_side="right").to(next(model.parameters()).device)
-    return model(**enc).logits[:, 0].float()
+    with precision.autocast(enc.input_ids.device):
+        return model(**enc).logits[:, 0].float()
 
 
 @torch.no_grad()

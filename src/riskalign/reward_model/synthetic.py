@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ..config import RewardConfig, TaskConfig, _check, opt
+from ..config import (RewardConfig, TaskConfig, _check, check_precision, opt,
+                      precision_opt)
 from ..eval.sampling import sample_and_score
 from ..models import ActorCritic, load_causal_lm, load_tokenizer
 from ..ppo.rollout import GenerationSettings
@@ -34,6 +35,7 @@ class SyntheticPrefsConfig:
     batch_size: int = opt(32, "Prompts per generation batch.")
     temperature: float = opt(1.0, "Sampling temperature.")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")
+    precision: str = precision_opt()
     task: TaskConfig = field(default_factory=TaskConfig, metadata={"help": "Prompt task."})
     reward: RewardConfig = field(default_factory=RewardConfig,
                                  metadata={"help": "Gold reward (default: the task's)."})
@@ -43,6 +45,7 @@ class SyntheticPrefsConfig:
             _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))
         _check(0 <= self.label_noise <= 0.5, "label_noise", "in [0, 0.5]", self.label_noise)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
+        check_precision(self.precision)
         self.task.validate("task")
         self.reward.validate("reward")
         return self
@@ -66,7 +69,7 @@ def label_pairs(prompts: list[str], first: list[str], second: list[str], gold_fi
 
 
 def make_synthetic_preferences(cfg: SyntheticPrefsConfig) -> dict:
-    configure(cfg.threads)
+    configure(cfg.threads, cfg.precision)
     tok = load_tokenizer(cfg.policy)
     policy = ActorCritic(load_causal_lm(cfg.policy))
     task = load_task(cfg.task, tok, cfg.seed)

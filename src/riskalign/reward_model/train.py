@@ -19,7 +19,7 @@ import torch
 from rich.progress import track
 
 from ..atomic import write_dir, write_text
-from ..config import _check, opt
+from ..config import _check, check_precision, opt, precision_opt
 from ..ppo.distributed import Dist
 from ..tasks import DataError
 from .data import Preference, load_preferences, split_preferences
@@ -50,6 +50,7 @@ class RewardTrainConfig:
     reference_size: int = opt(256, "Texts (held-out chosen and rejected answers) on which each "
                                    "member's mean and std are recorded.")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")
+    precision: str = precision_opt()
     trust_remote_code: bool = opt(False, "Allow model code from the hub (off unless you ask).")
 
     def validate(self) -> "RewardTrainConfig":
@@ -58,6 +59,7 @@ class RewardTrainConfig:
         _check(self.learning_rate > 0, "learning_rate", "> 0", self.learning_rate)
         _check(0 <= self.eval_fraction < 1, "eval_fraction", "in [0, 1)", self.eval_fraction)
         _check(self.center_coef >= 0, "center_coef", ">= 0", self.center_coef)
+        check_precision(self.precision)
         return self
 
 
@@ -132,7 +134,7 @@ def train_reward_models(cfg: RewardTrainConfig) -> dict:
     """Train (or finish training) every member; return and write the manifest."""
     if not cfg.data:
         raise DataError("data: give a preference file or dataset (data=pairs.jsonl)")
-    configure(cfg.threads)
+    configure(cfg.threads, cfg.precision)
     rows = load_preferences(cfg.data)
     if cfg.eval_data:
         train, held = rows, load_preferences(cfg.eval_data)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import torch
 
+from .. import precision
 from ..assets import load_error, resolve_model
 from .base import TextReward
 
@@ -51,5 +52,6 @@ class ClassifierReward(TextReward):
         for i in range(0, len(texts), self.batch_size):
             enc = self.tokenizer(texts[i:i + self.batch_size], padding=True, truncation=True,
                                  max_length=self.max_length, return_tensors="pt")
-            out += self.model(**enc).logits[:, self.index].float().tolist()
+            with precision.autocast("cpu"):
+                out += self.model(**enc).logits[:, self.index].float().tolist()
         return out

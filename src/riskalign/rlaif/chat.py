@@ -10,6 +10,7 @@ import contextlib
 
 import torch
 
+from .. import precision
 from ..models import position_ids_from_mask
 
 
@@ -46,7 +47,7 @@ class ChatModel:
         was = self.lm.training
         self.lm.eval()
         try:
-            with torch.no_grad():
+            with torch.no_grad(), precision.autocast(getattr(self.lm, "device", "cpu")):
                 yield
         finally:
             self.lm.train(was)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..assets import DEFAULT_POLICY
-from ..config import LoraConfig, ModelConfig, RunConfig, _check, opt
+from ..config import (LoraConfig, ModelConfig, RunConfig, _check, check_precision, opt,
+                      precision_opt)
 from ..reward_model.train import RewardTrainConfig
 from ..sft import SFTConfig
 
@@ -42,6 +43,7 @@ class RLAIFConfig:
     output_dir: str = opt("runs/rlaif", "Folder of every stage's output.")
     seed: int = opt(0, "Seed of the prompt split, sampling, virtue draws and training.")
     threads: int | None = opt(2, "torch CPU threads.")
+    precision: str = precision_opt()
     policy: str = opt(DEFAULT_POLICY, "Chat model that answers, critiques, revises and is "
                                       "trained: smollm2-135m (offline), a folder or a hub id.")
     judge: str | None = opt(None, "Chat model that labels the preferences (default: policy).")
@@ -92,6 +94,7 @@ class RLAIFConfig:
                "'logprob' or 'generate'", self.judge_mode)
         _check(0 <= self.tie_margin < 0.5, "tie_margin", "in [0, 0.5)", self.tie_margin)
         _check(self.lam >= 0, "lam", ">= 0", self.lam)
+        check_precision(self.precision)
         self.sft.validate()
         self.reward.validate()
         self.rl.validate()

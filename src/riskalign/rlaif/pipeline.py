@@ -72,7 +72,7 @@ class Pipeline:
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.cons = load_constitution(cfg.constitution)
         self.console = Console()
-        configure(cfg.threads)
+        configure(cfg.threads, cfg.precision)
 
     # ------------------------------------------------------------------ stages
     def prompts(self) -> None:
@@ -112,7 +112,7 @@ class Pipeline:
                        for r in _read_jsonl(self.out / "sft_data.jsonl")])
         s = copy.deepcopy(self.cfg.sft)
         s.pairs_file, s.output_dir, s.seed = str(pairs), str(self.out / "sft"), self.cfg.seed
-        s.model.policy = self.cfg.policy
+        s.model.policy, s.precision = self.cfg.policy, self.cfg.precision
         s.model.load_in_4bit = s.model.load_in_4bit or self.cfg.load_in_4bit
         run_sft(s, self.cfg.threads)
 
@@ -159,14 +159,14 @@ class Pipeline:
             r = copy.deepcopy(self.cfg.reward)
             r.data = str(self.out / "labels" / f"{aspect}.jsonl")
             r.output_dir, r.seed, r.ensemble = str(self.out / "rm" / aspect), self.cfg.seed, 1
-            r.threads = r.threads or self.cfg.threads
+            r.threads, r.precision = r.threads or self.cfg.threads, self.cfg.precision
             print(f"reward model for {aspect}:")
             train_reward_models(r)
 
     def rl_config(self):
         rl = copy.deepcopy(self.cfg.rl)
         rl.output_dir, rl.seed = str(self.out / "ppo"), self.cfg.seed
-        rl.threads = self.cfg.threads
+        rl.threads, rl.precision = self.cfg.threads, self.cfg.precision
         rl.model.policy = str(self.out / "sft")
         rl.model.load_in_4bit = rl.model.load_in_4bit or self.cfg.load_in_4bit
         return rl
