@@ -2,12 +2,14 @@
 
 KIND: ``rlhf`` (the shared reward model), ``ra-rlhf`` (the same, with the soft-risk schedule
 already at alpha = 0.4, so ceil(0.4 B) trajectories train) or ``ensemble`` (a 5-member ensemble of
-reward models with the ``adaptive`` method). The ensemble run gives every second timed iteration
-to the single shared reward model instead (``paired_single_seconds``), in the same process, so
-that the ensemble's overhead is measured against the same machine state. Settings mirror the
-TRL run: full fine-tuning, float32, fixed-length responses, fixed KL coefficient. Prints one ``BENCH-RESULT {...}`` line
-with per-iteration seconds, the trainer's phase times, peak resident memory and the machine's
-matmul rate and memory bandwidth, measured before and after the iterations (the faster kept).
+reward models with the ``adaptive`` method); a ``-bf16`` suffix runs the same in mixed precision
+(``precision=bf16``) and measures the matmul rate in bf16. The ensemble run gives every second
+timed iteration to the single shared reward model instead (``paired_single_seconds``), in the
+same process, so that the ensemble's overhead is measured against the same machine state.
+Settings mirror the TRL run: full fine-tuning, float32 (unless -bf16), fixed-length responses,
+fixed KL coefficient. Prints one ``BENCH-RESULT {...}`` line with per-iteration seconds, the
+trainer's phase times, peak resident memory and the machine's matmul rate and memory bandwidth,
+measured before and after the iterations (the faster kept).
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from spec import (PHASES, Spec, emit, machine_rates, machine_rates_apart,  # noq
                   peak_rss_mb, read_prompts)
 
 
-def build(kind: str, spec: Spec):
+def build(kind: str, spec: Spec, precision: str):
     from riskalign.config import RunConfig
     from riskalign.models import load_policy, load_tokenizer
     from riskalign.ppo.rollout import GenerationSettings
@@ -32,8 +34,9 @@ def build(kind: str, spec: Spec):
     from riskalign.risk import SoftRiskSelector
     from riskalign.runtime import configure
 
-    configure(spec.threads)  # as every riskalign command does
-    cfg = RunConfig(seed=spec.seed, threads=spec.threads, output_dir=spec.extra["output_dir"])
+    configure(spec.threads, precision)  # as every riskalign command does
+    cfg = RunConfig(seed=spec.seed, threads=spec.threads, output_dir=spec.extra["output_dir"],
+                    precision=precision)
     cfg.model.policy = spec.model
     p = cfg.ppo
     p.batch_size, p.mini_batch_size, p.forward_batch_size = (spec.batch_size, spec.mini_batch_size,
@@ -60,8 +63,10 @@ def build(kind: str, spec: Spec):
 
 def main() -> None:
     kind, spec = sys.argv[1], Spec.load(sys.argv[2])
-    rates = [machine_rates_apart(spec.threads)]  # its buffers must not raise this peak
-    trainer, single = build(kind, spec)
+    kind, bf16 = kind.removesuffix("-bf16"), kind.endswith("-bf16")
+    dtype = "bfloat16" if bf16 else "float32"
+    rates = [machine_rates_apart(spec.threads, dtype)]  # its buffers must not raise this peak
+    trainer, single = build(kind, spec, "bf16" if bf16 else "fp32")
     own = trainer.shaper
     paired = kind == "ensemble"
     seconds, phases, kept, single_seconds = [], [], [], []
@@ -75,7 +80,7 @@ def main() -> None:
             phases.append({k: stats[f"time_{k}"] for k in PHASES})
             kept.append(stats["kept"])
     peak = peak_rss_mb()
-    rates.append(machine_rates(spec.threads))
+    rates.append(machine_rates(spec.threads, dtype))
     w = spec.warmup
     emit({"matmul_gflops": max(r[0] for r in rates), "memory_gbps": max(r[1] for r in rates),
           "seconds": seconds[w:], "warmup_seconds": seconds[:w], "phases": phases[w:],

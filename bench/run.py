@@ -17,6 +17,13 @@ parameters, H = vocabulary x hidden, B sequences, B0 trained, P prompt and T res
   generation 2 N B (P + T - 1) + 2 H B T,  one forward 2 N B (P + T) + 2 H B (T + 1),
   reward 2 N_rm B (P + T) per model,  update epochs x 3 x (2 N B0 (P + T) + 2 H B0 (T + 1)).
 Bytes read by generation: T decoding steps x 4 (N + H), the float32 weights once per step.
+
+Mixed precision: where the hardware computes bf16 natively (``--bf16 auto``, the default, asks
+``riskalign.precision.native_bf16``) the three riskalign configurations also run with
+``precision=bf16`` (``rlhf-bf16``, ``ra-rlhf-bf16``, ``ensemble-bf16``), in the same rounds.
+Their floors use the bf16 matmul rate each run measures, and generation reads 2 (N + H) bytes per
+step (it samples from a bf16 copy). TRL's PPO is asked once whether it takes ``bf16=True`` here;
+its answer (its own error message when it refuses) is recorded, and TRL is timed in float32.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ sys.path.insert(0, str(HERE))
 from spec import PHASES, Spec, machine_rates  # noqa: E402
 
 CONFIGS = ("trl", "rlhf", "ra-rlhf", "ensemble")
+BF16 = ("rlhf-bf16", "ra-rlhf-bf16", "ensemble-bf16")
 
 
 def param_counts(folder: str) -> tuple[int, int]:
@@ -63,8 +71,9 @@ def phase_flops(spec: Spec, n: int, h: int, n_rm: int, rm_models: int, trained: 
 
 
 def run_one(config: str, spec: Spec, trl_python: str) -> dict:
-    if config == "trl":
+    if config in ("trl", "trl-bf16-probe"):
         cmd = [trl_python, str(HERE / "trl_runner.py"), spec.dump()]
+        cmd += ["--bf16-probe"] if config == "trl-bf16-probe" else []
     else:
         cmd = [sys.executable, str(HERE / "riskalign_runner.py"), config, spec.dump()]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
@@ -87,6 +96,8 @@ def phase_floors(flops: dict[str, float], gen_bytes: float, gflops: float,
 
 
 def summarise(runs: dict[str, list[dict]], spec: Spec, floors: dict) -> dict:
+    """Per configuration: median s/iteration, spread, memory, phases against floors; ratios to
+    TRL, of each bf16 run to its fp32 twin, and the ensemble's overheads."""
     out = {}
     for config, results in runs.items():
         secs = [s for r in results for s in r["seconds"]]
@@ -107,8 +118,12 @@ def summarise(runs: dict[str, list[dict]], spec: Spec, floors: dict) -> dict:
             row["memory_gbps"] = statistics.median(r["memory_gbps"] for r in results)
         out[config] = row
     trl = out["trl"]["seconds_per_iteration"]
-    for config in CONFIGS[1:]:
-        out[config]["speedup_vs_trl"] = trl / out[config]["seconds_per_iteration"]
+    for config in out:
+        if config != "trl":
+            out[config]["speedup_vs_trl"] = trl / out[config]["seconds_per_iteration"]
+        if config.endswith("-bf16"):
+            twin = out[config.removesuffix("-bf16")]["seconds_per_iteration"]
+            out[config]["speedup_vs_fp32"] = twin / out[config]["seconds_per_iteration"]
     ens = out["ensemble"]
     ens["overhead_vs_rlhf"] = ens["seconds_per_iteration"] / out["rlhf"]["seconds_per_iteration"] - 1
     paired = [s for r in runs["ensemble"] for s in r["paired_single_seconds"]]
@@ -122,26 +137,28 @@ def print_table(name: str, res: dict) -> None:
     from rich.table import Table
 
     t = Table(title=f"PPO iteration, {name}")
-    for col in ("config", "s/iter", "min-max", "vs TRL", "gen tok/s", "trained tok/s",
+    for col in ("config", "s/iter", "min-max", "vs TRL", "vs fp32", "gen tok/s", "trained tok/s",
                 "peak MB", "floor s/iter"):
         t.add_column(col, justify="right")
-    for c in CONFIGS:
+    for c in [c for c in CONFIGS + BF16 if c in res]:
         r = res[c]
         t.add_row(c, f"{r['seconds_per_iteration']:.2f}",
                   f"{r['seconds_min']:.2f}-{r['seconds_max']:.2f}",
                   "1.00x" if c == "trl" else f"{r['speedup_vs_trl']:.2f}x",
+                  f"{r['speedup_vs_fp32']:.2f}x" if "speedup_vs_fp32" in r else "-",
                   f"{r['generated_tokens_per_second']:.0f}", f"{r['trained_tokens_per_second']:.0f}",
                   f"{r['peak_rss_mb']:.0f}",
                   f"{r['floor_seconds_per_iteration']:.2f}" if "phases" in r else "-")
     Console(width=120).print(t)
-    p = Table(title=f"riskalign RLHF phases, {name} (median s; floor = FLOPs / matmul rate, "
-                    "generation at least weight reads / bandwidth)")
-    for col in ("phase", "seconds", "floor", "x floor"):
-        p.add_column(col, justify="right")
-    for k, v in res["rlhf"]["phases"].items():
-        p.add_row(k, f"{v['seconds']:.3f}", f"{v['floor_seconds']:.3f}",
-                  f"{v['seconds'] / v['floor_seconds']:.1f}" if v["floor_seconds"] else "-")
-    Console(width=120).print(p)
+    for c in [c for c in ("rlhf", "rlhf-bf16") if c in res]:
+        p = Table(title=f"riskalign {c} phases, {name} (median s; floor = FLOPs / matmul rate, "
+                        "generation at least weight reads / bandwidth)")
+        for col in ("phase", "seconds", "floor", "x floor"):
+            p.add_column(col, justify="right")
+        for k, v in res[c]["phases"].items():
+            p.add_row(k, f"{v['seconds']:.3f}", f"{v['floor_seconds']:.3f}",
+                      f"{v['seconds'] / v['floor_seconds']:.1f}" if v["floor_seconds"] else "-")
+        Console(width=120).print(p)
     ens = res["ensemble"]
     print(f"ensemble (5 reward models) over one reward model: "
           f"{100 * ens['overhead_vs_paired_single']:+.1f}% in the same process, alternating "
@@ -158,15 +175,30 @@ def main() -> None:
     ap.add_argument("--work", default=str(HERE / ".work"), help="Folder for the shared models.")
     ap.add_argument("--out", default=str(HERE / "results.json"), help="Results file.")
     ap.add_argument("--threads", type=int, default=2, help="torch threads in every run.")
+    ap.add_argument("--bf16", choices=("auto", "on", "off"), default="auto",
+                    help="Also run riskalign in mixed precision: auto = only where the hardware "
+                         "computes bf16 natively (elsewhere it is emulated, several times slower).")
     args = ap.parse_args()
     import assets
     from riskalign.assets import resolve_model
+    from riskalign.precision import native_bf16
 
     t0 = time.perf_counter()
     paths = assets.build(Path(args.work))
     gflops, gbps = machine_rates(args.threads)
-    print(f"float32 matmul rate: {gflops:.1f} GFLOP/s, memory bandwidth {gbps:.1f} GB/s "
-          f"({args.threads} threads; each riskalign run measures its own for its floors)")
+    bf16_gflops, _ = machine_rates(args.threads, "bfloat16")
+    print(f"float32 matmul rate: {gflops:.1f} GFLOP/s, bf16 {bf16_gflops:.1f} GFLOP/s, memory "
+          f"bandwidth {gbps:.1f} GB/s ({args.threads} threads; each riskalign run measures its "
+          "own for its floors)")
+    native = native_bf16("cpu")
+    with_bf16 = args.bf16 == "on" or (args.bf16 == "auto" and native)
+    bf16_note = ("" if with_bf16 else
+                 f"bf16 rows skipped: this CPU has no native bf16 (no avx512_bf16 or amx_bf16; "
+                 f"bf16 matmul {bf16_gflops:.1f} against {gflops:.1f} GFLOP/s in float32); "
+                 "--bf16 on runs them anyway")
+    if bf16_note:
+        print(bf16_note)
+    configs = CONFIGS + (BF16 if with_bf16 else ())
     plans = {"tiny": (paths["tiny"], 2, 5), "smollm2-135m": (resolve_model("smollm2-135m"), 1, 6)}
     n_rm, _ = param_counts(paths["reward"])
     by_model = {}
@@ -176,30 +208,40 @@ def main() -> None:
                     threads=args.threads, iterations=iters,
                     extra={"ensemble": paths["ensemble"], "output_dir": tempfile.mkdtemp()})
         n, h = param_counts(folder)
-        runs: dict[str, list[dict]] = {c: [] for c in CONFIGS}
+        runs: dict[str, list[dict]] = {c: [] for c in configs}
+        trl_bf16 = run_one("trl-bf16-probe", spec, args.trl_python)["refused"]
+        print("TRL PPO with bf16=True here: " + (f"refused ({trl_bf16})" if trl_bf16 else
+                                                  "accepted") + "; TRL is timed in float32")
         for rnd in range(rounds):
-            for c in CONFIGS:
+            for c in configs:
                 print(f"{name}: round {rnd + 1}/{rounds}, {c} ...", flush=True)
                 runs[c].append(run_one(c, spec, args.trl_python))
-        gen_bytes = spec.response_length * 4 * (n + h)
-        floors = {c: phase_floors(phase_flops(spec, n, h, n_rm, 5 if c == "ensemble" else 1,
+        floors = {c: phase_floors(phase_flops(spec, n, h, n_rm,
+                                              5 if c.startswith("ensemble") else 1,
                                               runs[c][-1]["trained_sequences"],
-                                              assets.PROMPT_TOKENS), gen_bytes,
+                                              assets.PROMPT_TOKENS),
+                                  spec.response_length * (2 if c in BF16 else 4) * (n + h),
                                   statistics.median(r["matmul_gflops"] for r in runs[c]),
                                   statistics.median(r["memory_gbps"] for r in runs[c]))
-                  for c in CONFIGS[1:]}  # TRL's phases are not timed
+                  for c in configs[1:]}  # TRL's phases are not timed
         res = summarise(runs, spec, floors)
+        res["trl_bf16_refused"] = trl_bf16
         res["settings"] = {"batch_size": spec.batch_size, "mini_batch_size": spec.mini_batch_size,
                            "ppo_epochs": spec.ppo_epochs, "response_tokens": spec.response_length,
                            "prompt_tokens": assets.PROMPT_TOKENS, "kl_coef": spec.kl_coef,
-                           "dtype": "float32", "threads": spec.threads, "rounds": rounds,
+                           "dtype": "float32" + (", and bf16 mixed precision for the -bf16 "
+                                                 "rows" if with_bf16 else ""),
+                           "threads": spec.threads, "rounds": rounds,
                            "warmup_iterations": spec.warmup, "timed_iterations": iters,
                            "policy_non_embedding_params": n, "reward_non_embedding_params": n_rm}
         by_model[name] = res
         print_table(name, res)
     headline = by_model.get("smollm2-135m") or next(iter(by_model.values()))
-    result = {c: headline[c] for c in CONFIGS}
+    result = {c: headline[c] for c in configs}
     result.update({"date": date.today().isoformat(), "matmul_gflops": gflops,
+                   "bf16_matmul_gflops": bf16_gflops, "native_bf16": native,
+                   "bf16_skipped": bf16_note or None,
+                   "trl_bf16_refused": headline["trl_bf16_refused"],
                    "memory_gbps": gbps,
                    "headline_model": "smollm2-135m" if "smollm2-135m" in by_model else "tiny",
                    "by_model": by_model, "wall_seconds": time.perf_counter() - t0})

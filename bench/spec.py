@@ -43,11 +43,12 @@ class Spec:
         return cls(**json.loads(text))
 
 
-def matmul_gflops(n: int = 1024, repeats: int = 10) -> float:
-    """Measured float32 matrix-multiply rate (GFLOP/s): best of ``repeats`` n x n products."""
+def matmul_gflops(n: int = 1024, repeats: int = 10, dtype: str = "float32") -> float:
+    """Measured matrix-multiply rate (GFLOP/s) in ``dtype``: best of ``repeats`` n x n
+    products."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
+    a, b = (torch.randn(n, n, dtype=getattr(torch, dtype)) for _ in range(2))
     a @ b
     best = float("inf")
     for _ in range(repeats):
@@ -72,20 +73,20 @@ def memory_gbps(mb: int = 256, repeats: int = 5) -> float:
     return 2 * a.numel() * 4 / best / 1e9
 
 
-def machine_rates(threads: int) -> tuple[float, float]:
-    """(matmul GFLOP/s, memory GB/s) with ``threads`` torch threads."""
+def machine_rates(threads: int, dtype: str = "float32") -> tuple[float, float]:
+    """(matmul GFLOP/s in ``dtype``, memory GB/s) with ``threads`` torch threads."""
     import torch
 
     torch.set_num_threads(threads)
-    return matmul_gflops(), memory_gbps()
+    return matmul_gflops(dtype=dtype), memory_gbps()
 
 
-def machine_rates_apart(threads: int) -> tuple[float, float]:
+def machine_rates_apart(threads: int, dtype: str = "float32") -> tuple[float, float]:
     """``machine_rates`` measured in a child process, so that the probe's 512 MB of buffers do
     not count in this process's peak memory."""
     import subprocess
 
-    code = f"import spec; print(*spec.machine_rates({threads}))"
+    code = f"import spec; print(*spec.machine_rates({threads}, {dtype!r}))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          cwd=str(Path(__file__).resolve().parent)).stdout.split()
     return float(out[0]), float(out[1])

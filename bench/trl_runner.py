@@ -1,8 +1,9 @@
 """One TRL 1.12 PPO run (``trl.experimental.ppo.PPOTrainer``) timed per iteration.
 
-Run with the bench environment's Python: ``python trl_runner.py '<spec json>'``. Prints one
-``BENCH-RESULT {...}`` line: seconds of each PPO iteration (one rollout + its updates) and the
-process's peak resident memory.
+Run with the bench environment's Python: ``python trl_runner.py '<spec json>' [--bf16-probe]``.
+Prints one ``BENCH-RESULT {...}`` line: seconds of each PPO iteration (one rollout + its updates)
+and the process's peak resident memory. With ``--bf16-probe`` it only builds the trainer with
+``bf16=True`` and reports TRL's own error message (``refused``), or null where it accepts.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from spec import Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
 
 def main() -> None:
     spec = Spec.load(sys.argv[1])
+    bf16 = "--bf16-probe" in sys.argv[2:]
     import torch
     from datasets import Dataset
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
@@ -36,14 +38,28 @@ def main() -> None:
     rows = read_prompts(spec.prompts)
     data = Dataset.from_dict({"input_ids": [r["ids"] for r in rows]})
     n_iter = spec.warmup + spec.iterations
-    args = PPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl-bench-"), per_device_train_batch_size=spec.batch_size,
-        gradient_accumulation_steps=1, num_mini_batches=spec.batch_size // spec.mini_batch_size,
-        num_ppo_epochs=spec.ppo_epochs, response_length=spec.response_length, stop_token=None,
-        kl_coef=spec.kl_coef, learning_rate=spec.learning_rate, temperature=spec.temperature,
-        total_episodes=n_iter * spec.batch_size, local_rollout_forward_batch_size=spec.batch_size,
-        bf16=False, fp16=False, report_to=[], save_strategy="no", num_sample_generations=0,
-        seed=spec.seed, logging_steps=1, disable_tqdm=True, missing_eos_penalty=None)
+    def make_args():
+        return PPOConfig(
+            output_dir=tempfile.mkdtemp(prefix="trl-bench-"),
+            per_device_train_batch_size=spec.batch_size, gradient_accumulation_steps=1,
+            num_mini_batches=spec.batch_size // spec.mini_batch_size,
+            num_ppo_epochs=spec.ppo_epochs, response_length=spec.response_length,
+            stop_token=None, kl_coef=spec.kl_coef, learning_rate=spec.learning_rate,
+            temperature=spec.temperature, total_episodes=n_iter * spec.batch_size,
+            local_rollout_forward_batch_size=spec.batch_size, bf16=bf16, fp16=False,
+            report_to=[], save_strategy="no", num_sample_generations=0, seed=spec.seed,
+            logging_steps=1, disable_tqdm=True, missing_eos_penalty=None)
+
+    if bf16:  # only asks whether TRL takes bf16 here, and keeps its answer
+        try:
+            PPOTrainer(args=make_args(), processing_class=tok, model=policy, ref_model=ref,
+                       reward_model=reward, train_dataset=data, value_model=value)
+        except Exception as e:  # noqa: BLE001 - the message itself is the result
+            emit({"refused": f"{type(e).__name__}: {e}"})
+            return
+        emit({"refused": None})
+        return
+    args = make_args()
     marks = []
 
     class Clock(TrainerCallback):

@@ -116,12 +116,18 @@ def test_eval_cli_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
             "task.new_tokens=6", "reference_texts=4", "batch_size=5"]
     assert main(args) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"a", "b"}
-    for key in ("mean_reward", "tail_reward_q20", "distinct_1", "distinct_2", "distinct_3",
-                "mean_reward_std", "tail_reward_q20_std", "cvar_reward", "ppl_reference",
-                "ppl_generations", "tail_reward_threshold"):
+    assert set(metrics) == {"a", "b", "paired"}
+    for key in ("mean_reward", "tail_reward_q20", "distinct_1_per_text", "distinct_2_pooled",
+                "distinct_3_per_text", "mean_reward_std", "tail_reward_q20_std", "cvar_reward",
+                "ppl_reference", "ppl_generations", "tail_reward_threshold"):
         assert key in metrics["a"], key
     assert metrics["a"] == metrics["b"]          # same weights, same seeds, same prompts
+    paired = metrics["paired"]
+    assert paired["baseline"] == "a" and paired["n_prompts"] == 12 and paired["n_seeds"] == 2
+    b = paired["models"]["b"]                    # paired per prompt and seed: exactly no change
+    assert b["mean_reward"] == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert b["tail_reward_q20"]["diff"] == 0.0 and b["tail_win_rate_q20"]["diff"] == 0.5
+    assert "Paired differences against `a`" in (out / "report.md").read_text()
     raw0 = json.loads((out / "raw" / "a-seed0.json").read_text())
     raw1 = json.loads((out / "raw" / "a-seed1.json").read_text())
     assert len(raw0["completions"]) == 12 and raw0["completions"] != raw1["completions"]

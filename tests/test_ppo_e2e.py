@@ -161,3 +161,38 @@ def test_trainer_samples_through_its_generator(tiny_model_dir, tmp_path):
     assert got == expected                      # same samples as the default engine
     assert len(rec.prompts) == 2 and all(len(p) == 16 for p in rec.prompts) and rec.updates == 2
     assert {"time_forward_policy", "time_forward_ref"} <= set(trainer.step())
+
+
+@pytest.mark.parametrize("minibatches, sizes", [("batch", [2, 2, 2, 2]), ("kept", [4, 4])])
+def test_tail_minibatches_by_hand(tiny_model_dir, tmp_path, monkeypatch, minibatches, sizes):
+    """B = 16, mini_batch_size 8, a tail of B0 = 4, 2 epochs: 'batch' keeps RLHF's 16 / 8 = 2
+    steps per epoch (minibatches of 4 / 2 = 2), 'kept' takes ceil(4 / 8) = 1 step of 4."""
+    import riskalign.ppo.trainer as trainer_mod
+
+    seen, real = [], trainer_mod.policy_loss
+
+    def recording(logprobs, *args, **kwargs):
+        seen.append(logprobs.shape[0])
+        return real(logprobs, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "policy_loss", recording)
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=1", "risk.alpha=0.25",
+                   "risk.warm_start=0", "risk.rho=0.5", f"ppo.minibatches={minibatches}",
+                   "log.checkpoint_every=100")
+    trainer, _ = build_trainer(cfg)
+    assert trainer.step()["kept"] == 4
+    assert seen == sizes
+
+
+def test_kl_controller_rate_does_not_shrink_with_the_tail(tiny_model_dir, tmp_path):
+    """beta_1 = beta_0 (1 + clip((KL - target) / target, +-0.2) * B / horizon) with B = 16, the
+    whole batch, although only B0 = 4 trajectories train."""
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=2", "risk.alpha=0.25",
+                   "risk.warm_start=0", "risk.rho=0.5", "ppo.adap_kl_ctrl=true",
+                   "ppo.target_kl=0.5", "ppo.horizon=100", "log.checkpoint_every=100")
+    trainer, _ = build_trainer(cfg)
+    first = trainer.step()
+    assert first["kept"] == 4
+    error = min(max((first["kl"] - 0.5) / 0.5, -0.2), 0.2)
+    assert trainer.kl_ctl.value == pytest.approx(0.01 * (1 + error * 16 / 100), rel=1e-12)
+    assert trainer.step()["beta"] == pytest.approx(0.01 * (1 + error * 16 / 100), rel=1e-12)

@@ -65,14 +65,37 @@ def cmd_eval(args) -> None:
     from .eval.run import EvalConfig, run_eval
 
     seeds = f"[{','.join(str(s) for s in args.seeds)}]" if args.seeds else None
-    cfg = _load(args, EvalConfig, seeds=seeds, output_dir=args.output_dir)
+    cfg = _load(args, EvalConfig, seeds=seeds, output_dir=args.output_dir,
+                baseline=args.baseline)
     if cfg is None:
         return
     cfg.models += args.model or []
     cfg.validate()
     result = run_eval(cfg)
     _print_metrics(result)
+    _print_paired(Path(cfg.output_dir) / "metrics.json")
     print(f"report: {Path(cfg.output_dir) / 'report.md'}")
+
+
+def _print_paired(metrics_file: Path) -> None:
+    """The paired differences of metrics.json (none with a single model)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    paired = json.loads(metrics_file.read_text()).get("paired")
+    if not paired:
+        return
+    keys = {"mean_reward": "mean reward", "tail_reward_q20": "worst 20% prompts",
+            "cvar_reward": "CVaR"}
+    table = Table(title=f"minus {paired['baseline']}, same prompts and seeds (95% bootstrap CI, "
+                        f"n = {paired['n_prompts']} prompts x {paired['n_seeds']} seeds)")
+    table.add_column("model")
+    for title in keys.values():
+        table.add_column(title, justify="right")
+    for name, m in paired["models"].items():
+        table.add_row(name, *[f"{m[k]['diff']:+.3f} [{m[k]['ci_low']:+.3f}, "
+                              f"{m[k]['ci_high']:+.3f}]" if k in m else "-" for k in keys])
+    Console().print(table)
 
 
 def _print_metrics(result: dict) -> None:
@@ -81,7 +104,7 @@ def _print_metrics(result: dict) -> None:
 
     keys = {"mean_reward": "mean reward", "tail_reward_q20": "worst 20% prompts",
             "cvar_reward": "CVaR of rewards", "ppl_reference": "reference ppl",
-            "distinct_2": "distinct-2"}
+            "distinct_2_per_text": "distinct-2"}
     table = Table(title="held-out metrics (mean ± std over seeds; report.md has them all)")
     table.add_column("model")
     for title in keys.values():
@@ -192,6 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="A model to evaluate (repeatable); several comma-separated paths give "
                         "one model per seed.")
     p.add_argument("--seeds", type=int, nargs="+", metavar="SEED", help="Sampling seeds.")
+    p.add_argument("--baseline", metavar="NAME", help="Model the others are compared with per "
+                   "prompt and seed (default: the first; same as baseline=...).")
     p.add_argument("--output-dir", help="Output folder (same as output_dir=...).")
     p.set_defaults(fn=cmd_eval)
     p = sub.add_parser("demo", help="The offline RA-RLHF demo: SFT, then RLHF and RA-RLHF with "

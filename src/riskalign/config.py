@@ -177,6 +177,12 @@ class PPOConfig:
     top_k: int = opt(0, "Top-k sampling (0 = off).")
     top_p: float = opt(1.0, "Nucleus sampling mass (1 = off).")
     whiten_advantages: bool = opt(True, "Whiten advantages over valid tokens.")
+    minibatches: str = opt("batch", "How the trajectories that train are cut into minibatches "
+                                    "when only some train (RA-RLHF): 'batch' = as many per epoch "
+                                    "as the whole batch gives (batch_size / mini_batch_size), so "
+                                    "RA-RLHF takes as many optimizer steps as RLHF (the paper's "
+                                    "setting); 'kept' = mini_batch_size each, so a tail of B0 "
+                                    "takes ceil(B0 / mini_batch_size) steps.")
 
     def validate(self, p: str) -> None:
         pos = ("learning_rate", "batch_size", "mini_batch_size", "forward_batch_size",
@@ -193,6 +199,8 @@ class PPOConfig:
         _check(0 <= self.lam <= 1, f"{p}.lam", "in [0, 1]", self.lam)
         _check(0 < self.top_p <= 1, f"{p}.top_p", "in (0, 1]", self.top_p)
         _check(self.top_k >= 0, f"{p}.top_k", ">= 0", self.top_k)
+        _check(self.minibatches in ("batch", "kept"), f"{p}.minibatches", "'batch' or 'kept'",
+               self.minibatches)
         for k in ("vf_coef", "max_grad_norm", "weight_decay", "init_kl_coef"):
             v = getattr(self, k)
             _check(math.isfinite(v) and v >= 0, f"{p}.{k}", ">= 0", v)

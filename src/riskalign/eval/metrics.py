@@ -52,15 +52,26 @@ def quantile_curve(rewards: torch.Tensor, prompt_scores: torch.Tensor,
     return [(cum[k - 1] / k).item() for k in (tail_count(len(order), q / 100) for q in percents)]
 
 
+def _ngrams(text: str, n: int) -> list[tuple[str, ...]]:
+    words = text.lower().split()
+    return [tuple(words[i:i + n]) for i in range(len(words) - n + 1)]
+
+
 def distinct_n(texts: list[str], n: int) -> float:
-    """Distinct-n: unique word n-grams / all word n-grams over all texts (words: lower-cased
-    whitespace split). 0 when there are no n-grams."""
+    """Pooled Distinct-n: unique word n-grams / all word n-grams over all texts together
+    (words: lower-cased whitespace split). 0 when there are no n-grams."""
     grams: Counter = Counter()
     for t in texts:
-        words = t.lower().split()
-        grams.update(tuple(words[i:i + n]) for i in range(len(words) - n + 1))
+        grams.update(_ngrams(t, n))
     total = sum(grams.values())
     return len(grams) / total if total else 0.0
+
+
+def distinct_n_per_text(texts: list[str], n: int) -> float:
+    """Per-text Distinct-n, as RA-RLHF reports it: unique / all word n-grams within each text,
+    averaged over the texts that have at least one n-gram (0 when none has)."""
+    shares = [len(set(g)) / len(g) for g in (_ngrams(t, n) for t in texts) if g]
+    return sum(shares) / len(shares) if shares else 0.0
 
 
 def mean_std(values: list[float]) -> tuple[float, float]:
@@ -82,5 +93,5 @@ def across_seeds(per_seed: list[dict[str, float]]) -> dict[str, float]:
     return out
 
 
-__all__ = ["across_seeds", "cvar", "distinct_n", "mean_std", "quantile_curve", "tail_count",
+__all__ = ["across_seeds", "cvar", "distinct_n", "distinct_n_per_text", "mean_std", "quantile_curve", "tail_count",
            "threshold_reward", "worst_prompts_reward"]

@@ -25,6 +25,7 @@ from ..ppo.rollout import GenerationSettings
 from ..rewards import build_reward, prompt_scores
 from ..tasks import get_spec, load_task
 from . import metrics as M
+from .paired import compare, paired_matrix, per_prompt
 from .perplexity import generation_perplexity, reference_perplexity
 from .plots import plot_histograms, plot_quantile_curves
 from .report import write_report
@@ -38,6 +39,12 @@ class EvalConfig:
     models: list[str] = opt([], "Models as 'name=path'; 'name=path0,path1,...' gives one path per "
                                 "seed (e.g. one trained model per seed).")
     seeds: list[int] = opt([0], "Sampling seeds; metrics report mean and std over them.")
+    samples_per_prompt: int = opt(1, "Completions drawn per prompt and seed; a prompt's reward "
+                                     "is their mean (more samples, less variance).")
+    baseline: str | None = opt(None, "Model the others are compared with, per prompt and seed "
+                                     "(paired differences with bootstrap CIs; default: the "
+                                     "first model).")
+    bootstrap: int = opt(2000, "Bootstrap resamples of the prompts for the 95% intervals.")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")
     precision: str = precision_opt()
     batch_size: int = opt(32, "Prompts per generation / scoring batch.")
@@ -65,6 +72,9 @@ class EvalConfig:
     def validate(self) -> "EvalConfig":
         _check(self.threads is None or self.threads >= 1, "threads", ">= 1", self.threads)
         _check(self.batch_size >= 1, "batch_size", ">= 1", self.batch_size)
+        _check(self.samples_per_prompt >= 1, "samples_per_prompt", ">= 1",
+               self.samples_per_prompt)
+        _check(self.bootstrap >= 100, "bootstrap", ">= 100", self.bootstrap)
         check_precision(self.precision)
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
                "a non-empty list of distinct seeds", self.seeds)
@@ -80,7 +90,9 @@ class EvalConfig:
         self.task.validate("task")
         self.reward.validate("reward")
         if self.models:
-            self.model_paths()
+            names = self.model_paths()
+            _check(self.baseline is None or self.baseline in names, "baseline",
+                   f"one of the models ({', '.join(names)})", self.baseline)
         return self
 
     def model_paths(self) -> dict[str, list[str]]:
@@ -115,7 +127,8 @@ def _fingerprint(cfg: EvalConfig, path: str, seed: int, scorer: str, first: str)
     model's files, the scorer, the prompt tokenizer's model, the seed and the sampling settings."""
     keep = {k: v for k, v in to_dict(cfg).items()
             if k in ("batch_size", "temperature", "top_k", "top_p", "reference_texts",
-                     "reference_label", "ppl_window", "ppl_stride", "task", "reward")}
+                     "reference_label", "ppl_window", "ppl_stride", "task", "reward",
+                     "samples_per_prompt")}
     blob = json.dumps({"model": _model_stamp(path), "seed": seed, "scorer": _model_stamp(scorer),
                        "prompts_from": _model_stamp(first), **keep}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -141,6 +154,7 @@ class _Models:
 def _raw_result(cfg, models, scorer, path, seed, prompts, refs, reward, gen) -> dict:
     tok, lm = models.get(path)
     t = time.perf_counter()
+    prompts = [p for p in prompts for _ in range(cfg.samples_per_prompt)]  # prompt-major
     completions, rewards = sample_and_score(ActorCritic(lm), tok, reward, prompts, gen,
                                             cfg.batch_size, seed)
     ppl_ref = (reference_perplexity(lm, tok, refs, cfg.ppl_window, cfg.ppl_stride)
@@ -153,8 +167,9 @@ def _raw_result(cfg, models, scorer, path, seed, prompts, refs, reward, gen) -> 
 
 
 def seed_metrics(raw: dict, scores: torch.Tensor, cfg: EvalConfig, threshold: float) -> dict:
-    """All scalar metrics of one (model, seed) result."""
-    r = torch.tensor(raw["rewards"])
+    """All scalar metrics of one (model, seed) result; a prompt's reward is the mean over its
+    samples."""
+    r = per_prompt(raw["rewards"], len(scores)).float()
     tail, n_tail = M.threshold_reward(r, scores, threshold)
     out = {"mean_reward": r.mean().item(), "prompt_score_mean": scores.mean().item(),
            "tail_reward_threshold": tail, "tail_threshold_prompts": float(n_tail)}
@@ -164,8 +179,10 @@ def seed_metrics(raw: dict, scores: torch.Tensor, cfg: EvalConfig, threshold: fl
     out["ppl_reference"] = raw["ppl_reference"]
     out["ppl_generations"] = raw["ppl_generations"]
     for n in (1, 2, 3):
-        out[f"distinct_{n}"] = M.distinct_n(raw["completions"], n)
-    out["completion_words"] = sum(len(c.split()) for c in raw["completions"]) / len(r)
+        out[f"distinct_{n}_per_text"] = M.distinct_n_per_text(raw["completions"], n)
+        out[f"distinct_{n}_pooled"] = M.distinct_n(raw["completions"], n)
+    out["completion_words"] = (sum(len(c.split()) for c in raw["completions"])
+                               / len(raw["completions"]))
     return out
 
 
@@ -214,22 +231,41 @@ def run_eval(cfg: EvalConfig) -> dict:
             progress.advance(bar)
     result = {name: M.across_seeds([seed_metrics(r, scores, cfg, threshold) for r in rs])
               for name, rs in raws.items()}
-    write_text(out / "metrics.json", json.dumps(result, indent=2))
+    paired = paired_section(cfg, raws, scores, threshold)
+    write_text(out / "metrics.json", json.dumps({**result, **({"paired": paired} if paired
+                                                             else {})}, indent=2))
     write_text(out / "eval_config.json", json.dumps(to_dict(cfg), indent=2))
     percents = list(range(1, 101))
     curves = {name: [sum(v) / len(v) for v in zip(*[
-        M.quantile_curve(torch.tensor(r["rewards"]), scores, range(1, 101)) for r in rs])]
+        M.quantile_curve(per_prompt(r["rewards"], len(scores)).float(), scores, range(1, 101))
+        for r in rs])]
         for name, rs in raws.items()}
     reward_name = cfg.reward.kind or spec.reward
     plot_quantile_curves(curves, percents, out / "quantile_curve.png", reward_name)
     n_seeds = len(cfg.seeds)
-    plot_histograms(scores.tolist(), {n: [x for r in rs for x in r["rewards"]]
+    plot_histograms(scores.tolist(), {n: [x for r in rs
+                                          for x in per_prompt(r["rewards"], len(scores)).tolist()]
                                       for n, rs in raws.items()},
                     task.test.labels, spec.label_names, out / "reward_histograms.png",
                     reward_name, repeats=n_seeds)
     write_report(out, cfg, result, raws, prompts, scores, threshold, reward_name, task,
-                 cfg.scorer or first)
+                 cfg.scorer or first, paired)
     return result
+
+
+def paired_section(cfg: EvalConfig, raws: dict[str, list[dict]], scores: torch.Tensor,
+                   threshold: float) -> dict | None:
+    """metrics.json's ``paired``: every model against the baseline on the same prompts and
+    sampling seeds (``eval.paired``); None with a single model."""
+    if len(raws) < 2:
+        return None
+    baseline = cfg.baseline or next(iter(raws))
+    matrices = {name: paired_matrix(rs, cfg.seeds, len(scores)) for name, rs in raws.items()}
+    models = compare(matrices, baseline, scores, cfg.tail_percents, threshold, cfg.cvar_alpha,
+                     cfg.bootstrap)
+    return {"baseline": baseline, "n_prompts": len(scores), "n_seeds": len(cfg.seeds),
+            "samples_per_prompt": cfg.samples_per_prompt, "bootstrap": cfg.bootstrap,
+            "confidence": 0.95, "models": models}
 
 
 __all__ = ["EvalConfig", "run_eval", "seed_metrics"]

@@ -10,8 +10,11 @@ One iteration (``PPOTrainer.step``):
 4. GAE and advantage whitening over the chosen trajectories' valid tokens;
 5. ``ppo_epochs`` passes of shuffled minibatches, each cut to its longest sequence: clipped
    policy loss (each sample's term times w_i when given) + vf_coef * clipped value loss, AdamW
-   (fused), gradient clipping;
-6. the KL controller sees the mean per-sequence KL of the chosen trajectories.
+   (fused), gradient clipping. With ``ppo.minibatches='batch'`` an epoch has
+   ceil(B / mini_batch_size) minibatches however many trajectories train (RA-RLHF's tail gets
+   as many optimizer steps as RLHF, in smaller minibatches); with 'kept' ceil(B0 / mini_batch_size);
+6. the KL controller sees the mean per-sequence KL of the chosen trajectories, and advances by
+   the whole batch size B (its rate K_beta = B / horizon does not shrink with the tail).
 """
 
 from __future__ import annotations
@@ -140,7 +143,7 @@ class PPOTrainer:
         kept = int(trained.sum())
         mean_kl = (self.dist.reduce(kl.sum(1).sum()) / kept).item()
         entropy = masked_mean(ro.entropy, ro.response_mask.float(), reduce=self.dist.reduce)
-        self.kl_ctl.update(mean_kl, kept)
+        self.kl_ctl.update(mean_kl, len(scores))  # whole batch: the rate is B / horizon
         stats.update(
             iteration=self.iteration, score_mean=scores.mean().item(),
             score_std=scores.std().item() if len(scores) > 1 else 0.0,
@@ -160,8 +163,9 @@ class PPOTrainer:
         mask = ro.response_mask.float()
         d = self.dist
         mb_size = p.mini_batch_size // d.world
+        cut = len(stand_in) if (p.minibatches == "batch" and stand_in is not None) else n
         # every process takes the same number of steps, even with unequal tails
-        n_steps = int(d.reduce(torch.tensor(-(-n // mb_size), device=d.device), "max").item())
+        n_steps = int(d.reduce(torch.tensor(-(-cut // mb_size), device=d.device), "max").item())
         if n == 0:  # no trajectory of this process trains: zero-weighted stand-ins keep it in step
             ro = stand_in.subset(torch.zeros(1, dtype=torch.long))
             advantages, returns = torch.zeros_like(ro.values), torch.zeros_like(ro.values)
@@ -171,8 +175,10 @@ class PPOTrainer:
         self.policy.train()
         for _ in range(p.ppo_epochs):
             perm = torch.randperm(n)
-            for k in range(n_steps):
-                mb = perm[k * mb_size:(k + 1) * mb_size]
+            # full minibatches (the last one short), or a tail cut into n_steps near-equal parts
+            parts = ([perm[k * mb_size:(k + 1) * mb_size] for k in range(n_steps)]
+                     if cut == n else torch.tensor_split(perm, n_steps))
+            for mb in parts:
                 scale = d.share(mask[mb].sum())  # local token mean -> share of the global one
                 if len(mb) == 0:  # nothing left here: take part with a zero-weighted sample
                     mb = torch.zeros(1, dtype=torch.long)
