@@ -100,11 +100,16 @@ class TaskConfig:
     min_new_tokens: int | None = opt(None, "Minimum generated tokens (default: new_tokens // 2).")
     max_train: int | None = opt(None, "Use at most this many training prompts.")
     max_eval: int | None = opt(None, "Use at most this many held-out prompts.")
+    validation: int = opt(0, "Hold out this many training prompts (the same ones whatever the "
+                             "seed) as a validation split: never trained on; choose settings "
+                             "with `riskalign eval split=validation`, keep the test split for "
+                             "the final evaluation.")
 
     def validate(self, p: str) -> None:
         for k in ("prompt_tokens", "new_tokens", "max_train", "max_eval"):
             v = getattr(self, k)
             _check(v is None or v >= 1, f"{p}.{k}", ">= 1", v)
+        _check(self.validation >= 0, f"{p}.validation", ">= 0", self.validation)
         _check(self.min_new_tokens is None or self.min_new_tokens >= 0, f"{p}.min_new_tokens",
                ">= 0", self.min_new_tokens)
 

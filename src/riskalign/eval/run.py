@@ -45,6 +45,9 @@ class EvalConfig:
                                      "(paired differences with bootstrap CIs; default: the "
                                      "first model).")
     bootstrap: int = opt(2000, "Bootstrap resamples of the prompts for the 95% intervals.")
+    split: str = opt("test", "Prompts evaluated: 'test' (held-out split) or 'validation' "
+                             "(task.validation training prompts held out for choosing "
+                             "settings).")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")
     precision: str = precision_opt()
     batch_size: int = opt(32, "Prompts per generation / scoring batch.")
@@ -76,6 +79,10 @@ class EvalConfig:
                self.samples_per_prompt)
         _check(self.bootstrap >= 100, "bootstrap", ">= 100", self.bootstrap)
         check_precision(self.precision)
+        _check(self.split in ("test", "validation"), "split", "'test' or 'validation'",
+               self.split)
+        _check(self.split == "test" or self.task.validation > 0, "task.validation",
+               "> 0 when split=validation", self.task.validation)
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
                "a non-empty list of distinct seeds", self.seeds)
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
@@ -128,7 +135,7 @@ def _fingerprint(cfg: EvalConfig, path: str, seed: int, scorer: str, first: str)
     keep = {k: v for k, v in to_dict(cfg).items()
             if k in ("batch_size", "temperature", "top_k", "top_p", "reference_texts",
                      "reference_label", "ppl_window", "ppl_stride", "task", "reward",
-                     "samples_per_prompt")}
+                     "samples_per_prompt", "split")}
     blob = json.dumps({"model": _model_stamp(path), "seed": seed, "scorer": _model_stamp(scorer),
                        "prompts_from": _model_stamp(first), **keep}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
@@ -151,14 +158,16 @@ class _Models:
         return self.tok, self.lm
 
 
-def _raw_result(cfg, models, scorer, path, seed, prompts, refs, reward, gen) -> dict:
+def _raw_result(cfg, models, scorer, path: str, seed: int, setup: "EvalSetup") -> dict:
+    """One (model, sampling seed): completions, rewards [N * samples_per_prompt, prompt-major]
+    and both perplexities."""
     tok, lm = models.get(path)
     t = time.perf_counter()
-    prompts = [p for p in prompts for _ in range(cfg.samples_per_prompt)]  # prompt-major
-    completions, rewards = sample_and_score(ActorCritic(lm), tok, reward, prompts, gen,
-                                            cfg.batch_size, seed)
-    ppl_ref = (reference_perplexity(lm, tok, refs, cfg.ppl_window, cfg.ppl_stride)
-               if refs else float("nan"))
+    prompts = [p for p in setup.prompts for _ in range(cfg.samples_per_prompt)]
+    completions, rewards = sample_and_score(ActorCritic(lm), tok, setup.reward, prompts,
+                                            setup.gen, cfg.batch_size, seed)
+    ppl_ref = (reference_perplexity(lm, tok, setup.refs, cfg.ppl_window, cfg.ppl_stride)
+               if setup.refs else float("nan"))
     s_tok, s_lm = scorer
     ppl_gen = generation_perplexity(s_lm, s_tok, prompts, completions)
     return {"path": path, "seed": seed, "completions": completions, "rewards": rewards.tolist(),
@@ -186,24 +195,52 @@ def seed_metrics(raw: dict, scores: torch.Tensor, cfg: EvalConfig, threshold: fl
     return out
 
 
+@dataclass
+class EvalSetup:
+    """What every model of an evaluation shares: the prompts of the chosen split, their prompt
+    scores, the reward, the tail threshold, the reference texts and the sampling settings."""
+    task: object
+    spec: object
+    reward: object
+    prompts: list[str]
+    labels: list[int]
+    scores: torch.Tensor
+    threshold: float
+    refs: list[str]
+    gen: GenerationSettings
+    reward_name: str
+
+
+def prepare(cfg: EvalConfig, tokenizer_from: str) -> EvalSetup:
+    """Load the task (prompts cut with ``tokenizer_from``'s tokenizer) and score the prompts."""
+    task = load_task(cfg.task, load_tokenizer(tokenizer_from), seed=0)
+    spec = get_spec(cfg.task.name)
+    reward = build_reward(cfg.reward, spec.reward)
+    default_reward = cfg.reward.kind in (None, spec.reward)
+    threshold = (cfg.tail_threshold if cfg.tail_threshold is not None
+                 else spec.tail_threshold if default_reward else 0.0)
+    split = task.validation if cfg.split == "validation" else task.test
+    refs = [d for d, lab in zip(task.test.documents, task.test.labels)
+            if lab == cfg.reference_label][:cfg.reference_texts]
+    gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.temperature, cfg.top_k,
+                             cfg.top_p)
+    return EvalSetup(task, spec, reward, split.texts, split.labels,
+                     prompt_scores(reward, split.texts), threshold, refs, gen,
+                     cfg.reward.kind or spec.reward)
+
+
+def load_scorer(path: str):
+    """(tokenizer, LM) of the fixed model that scores every model's generations."""
+    return load_tokenizer(path), load_causal_lm(path).eval().to(default_device())
+
+
 def run_eval(cfg: EvalConfig) -> dict:
     """Evaluate every model on every seed; write metrics.json, report.md and the PNGs."""
     configure(cfg.threads, cfg.precision)
     paths = cfg.model_paths()
     out = Path(cfg.output_dir)
     first = next(iter(paths.values()))[0]
-    task = load_task(cfg.task, load_tokenizer(first), seed=0)
-    spec = get_spec(cfg.task.name)
-    reward = build_reward(cfg.reward, spec.reward)
-    default_reward = cfg.reward.kind in (None, spec.reward)
-    threshold = (cfg.tail_threshold if cfg.tail_threshold is not None
-                 else spec.tail_threshold if default_reward else 0.0)
-    prompts = task.test.texts
-    scores = prompt_scores(reward, prompts)
-    refs = [d for d, lab in zip(task.test.documents, task.test.labels)
-            if lab == cfg.reference_label][:cfg.reference_texts]
-    gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.temperature, cfg.top_k,
-                             cfg.top_p)
+    setup = prepare(cfg, first)
     (out / "raw").mkdir(parents=True, exist_ok=True)
     models = _Models()
     scorer = None
@@ -218,38 +255,43 @@ def run_eval(cfg: EvalConfig) -> dict:
             key = _fingerprint(cfg, path, seed, cfg.scorer or first, first)
             raw = json.loads(cache.read_text()) if cache.exists() else None
             if raw is None or raw.get("fingerprint") != key:
-                if scorer is None:
-                    scorer = (load_tokenizer(cfg.scorer or first),
-                              load_causal_lm(cfg.scorer or first).eval().to(default_device()))
-                raw = _raw_result(cfg, models, scorer, path, seed, prompts, refs, reward, gen)
+                scorer = scorer or load_scorer(cfg.scorer or first)
+                raw = _raw_result(cfg, models, scorer, path, seed, setup)
                 raw["fingerprint"] = key
                 write_text(cache, json.dumps(raw))
                 progress.console.print(f"{name} seed {seed}: mean reward "
-                                       f"{sum(raw['rewards']) / len(prompts):+.4f} "
+                                       f"{sum(raw['rewards']) / len(raw['rewards']):+.4f} "
                                        f"({raw['seconds']:.0f}s)")
             raws.setdefault(name, []).append(raw)
             progress.advance(bar)
-    result = {name: M.across_seeds([seed_metrics(r, scores, cfg, threshold) for r in rs])
+    return summarise(cfg, setup, raws, cfg.scorer or first)
+
+
+def summarise(cfg: EvalConfig, setup: EvalSetup, raws: dict[str, list[dict]],
+              scorer: str) -> dict:
+    """Metrics per model (mean ± std over seeds), the paired section, pictures and report.md
+    under ``cfg.output_dir``, from raw results {name: [one per seed in cfg.seeds]}."""
+    out = Path(cfg.output_dir)
+    scores = setup.scores
+    result = {name: M.across_seeds([seed_metrics(r, scores, cfg, setup.threshold) for r in rs])
               for name, rs in raws.items()}
-    paired = paired_section(cfg, raws, scores, threshold)
+    paired = paired_section(cfg, raws, scores, setup.threshold)
     write_text(out / "metrics.json", json.dumps({**result, **({"paired": paired} if paired
                                                              else {})}, indent=2))
     write_text(out / "eval_config.json", json.dumps(to_dict(cfg), indent=2))
     percents = list(range(1, 101))
     curves = {name: [sum(v) / len(v) for v in zip(*[
-        M.quantile_curve(per_prompt(r["rewards"], len(scores)).float(), scores, range(1, 101))
+        M.quantile_curve(per_prompt(r["rewards"], len(scores)).float(), scores, percents)
         for r in rs])]
         for name, rs in raws.items()}
-    reward_name = cfg.reward.kind or spec.reward
-    plot_quantile_curves(curves, percents, out / "quantile_curve.png", reward_name)
-    n_seeds = len(cfg.seeds)
+    plot_quantile_curves(curves, percents, out / "quantile_curve.png", setup.reward_name)
     plot_histograms(scores.tolist(), {n: [x for r in rs
                                           for x in per_prompt(r["rewards"], len(scores)).tolist()]
                                       for n, rs in raws.items()},
-                    task.test.labels, spec.label_names, out / "reward_histograms.png",
-                    reward_name, repeats=n_seeds)
-    write_report(out, cfg, result, raws, prompts, scores, threshold, reward_name, task,
-                 cfg.scorer or first, paired)
+                    setup.labels, setup.spec.label_names, out / "reward_histograms.png",
+                    setup.reward_name, repeats=len(cfg.seeds))
+    write_report(out, cfg, result, raws, setup.prompts, scores, setup.threshold,
+                 setup.reward_name, setup.task, scorer, paired)
     return result
 
 
@@ -268,4 +310,5 @@ def paired_section(cfg: EvalConfig, raws: dict[str, list[dict]], scores: torch.T
             "confidence": 0.95, "models": models}
 
 
-__all__ = ["EvalConfig", "run_eval", "seed_metrics"]
+__all__ = ["EvalConfig", "EvalSetup", "load_scorer", "prepare", "run_eval", "seed_metrics",
+           "summarise"]

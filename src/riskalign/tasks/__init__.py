@@ -39,11 +39,23 @@ def load_task(cfg: TaskConfig, tokenizer, seed: int = 0) -> Task:
                         f"exceeds the model's context of {context} tokens")
     train = build_prompts(train_raw, tokenizer, prompt_tokens, f"{spec.name} train split")
     test = build_prompts(test_raw, tokenizer, prompt_tokens, f"{spec.name} test split")
+    validation = None
+    if cfg.validation:
+        if cfg.validation >= len(train):
+            raise DataError(f"task.validation ({cfg.validation}) must be smaller than the "
+                            f"{len(train)} training prompts")
+        held = set(_limit_indices(len(train), cfg.validation, VALIDATION_SEED))
+        validation = train.subset(sorted(held))
+        train = train.subset(i for i in range(len(train)) if i not in held)
     train = train if cfg.max_train is None else train.subset(
         _limit_indices(len(train), cfg.max_train, seed))
     test = test if cfg.max_eval is None else test.subset(
         _limit_indices(len(test), cfg.max_eval, seed + 1))
-    return Task(spec, train, test, prompt_tokens, new_tokens, min_new)
+    return Task(spec, train, test, prompt_tokens, new_tokens, min_new, validation)
+
+
+# the validation split is the same whatever the run's seed
+VALIDATION_SEED = 20_241_201
 
 
 def _limit_indices(n: int, k: int, seed: int) -> list[int]:

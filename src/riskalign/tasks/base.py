@@ -63,6 +63,7 @@ class Task:
     prompt_tokens: int
     new_tokens: int
     min_new_tokens: int
+    validation: PromptSet | None = None  # held out of train when task.validation > 0
 
     @property
     def name(self) -> str:
