@@ -1,5 +1,5 @@
-"""Command line: ``riskalign assets | ppo | sft | eval | demo | reward | prefs | overopt | rlaif |
-generate``."""
+"""Command line: ``riskalign assets | ppo | sft | eval | demo | study | reward | prefs | overopt |
+rlaif | generate``."""
 
 from __future__ import annotations
 
@@ -123,6 +123,17 @@ def cmd_demo(args) -> None:
         _print_metrics(run_demo(cfg))
 
 
+def cmd_study(args) -> None:
+    from .study import StudyConfig, run_study
+
+    cfg = _load(args, StudyConfig, output_dir=args.output_dir)
+    if cfg is None:
+        return
+    _print_metrics(run_study(cfg))
+    _print_paired(Path(cfg.output_dir) / "metrics.json")
+    print(f"report: {Path(cfg.output_dir) / 'report.md'}")
+
+
 def cmd_reward(args) -> None:
     from .reward_model.train import RewardTrainConfig, train_reward_models
 
@@ -225,6 +236,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seeds", type=int, help="Number of seeds (default 1).")
     p.add_argument("--output-dir", help="Output folder (default runs/demo).")
     p.set_defaults(fn=cmd_demo)
+    p = sub.add_parser("study", help="Studies with several seeds and paired confidence "
+                       "intervals. ra-rlhf: RLHF against RA-RLHF from the same SFT model; "
+                       "resumes where it stopped.")
+    p.add_argument("name", choices=["ra-rlhf"], help="Which study.")
+    _add_config_args(p)
+    p.add_argument("--output-dir", help="Report folder (default runs/ra-rlhf-study).")
+    p.set_defaults(fn=cmd_study)
     p = sub.add_parser("reward", help="Train a reward model, or an ensemble of them, on "
                        "preference pairs (Bradley-Terry).")
     _add_config_args(p)

@@ -91,6 +91,30 @@ def plot_training_curves(runs: dict[str, list[Path]], path: Path) -> None:
     _save(fig, path, 120)
 
 
+def plot_tail_during_training(logs: dict[str, list[list[dict]]], path: Path,
+                              percent: float) -> None:
+    """Per method, the logged ``tail_score`` (mean training score of the batch's worst
+    ``percent``% by prompt score) against iteration: mean over seeds, band = min-max."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.0))
+    for i, (name, runs) in enumerate(logs.items()):
+        runs = [r for r in runs if r]
+        if not runs:
+            continue
+        n = min(len(r) for r in runs)
+        its = [runs[0][k]["iteration"] for k in range(n)]
+        vals = [[r[k]["tail_score"] for r in runs] for k in range(n)]
+        ax.plot(its, [sum(v) / len(v) for v in vals], color=f"C{i}",
+                label=f"{name} (mean of {len(runs)} seeds)")
+        ax.fill_between(its, [min(v) for v in vals], [max(v) for v in vals], color=f"C{i}",
+                        alpha=0.2, linewidth=0)
+    ax.set_xlabel("PPO iteration")
+    ax.set_ylabel(f"training score, worst {percent:g}% of batch by prompt score")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path, 120)
+
+
 def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
     """Three panels (held-out gold reward, proxy reward, KL) against PPO iteration, one line
     per ensemble method."""

@@ -113,6 +113,7 @@ class PPOTrainer:
         self.stream = PromptStream(len(prompts), p.batch_size, cfg.seed)
         self.total = total_iterations(cfg, len(prompts))
         self.iteration = 0
+        self.last_rollout: Rollout | None = None  # the latest iteration's, for on_step hooks
         self.out = Path(cfg.output_dir)
 
     # ------------------------------------------------------------------ one iteration
@@ -128,6 +129,7 @@ class PPOTrainer:
                                            beta if ro.kl_scale is None else beta * ro.kl_scale)
         keep = (self.select(self.iteration, ro, rewards) if self.select
                 else torch.arange(len(ro), device=ro.scores.device))
+        self.last_rollout = ro
         sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
         mask = sub.response_mask.float()
         advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)

@@ -1,0 +1,249 @@
+"""``riskalign study ra-rlhf``: RLHF against RA-RLHF at a budget where the tail can move.
+
+Both methods start from the same SFT model and differ only in the soft-risk schedule (the
+paper's proportions by default: warm start ~15% of M, rho 0.95, alpha 0.4; same optimizer steps
+per epoch as RLHF). Each training seed s trains both methods, then each final model is sampled
+on the evaluation split with sampling seed s; the SFT model is sampled with the same seeds. The
+summary is ``riskalign eval``'s, with RLHF as the paired baseline: differences per prompt and
+seed with 95% bootstrap intervals over prompts.
+
+Resuming: a run's small results (its per-iteration log and its evaluation) are written next to
+the report as soon as the run ends, and a run with results is never redone; a run cut short
+resumes from its checkpoint under ``work/``. Only ``work/`` (models and checkpoints) is large;
+everything else in the output folder is the report, ready for ``docs/``.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from .atomic import write_text
+from .config import (ConfigError, RiskConfig, RunConfig, _check, check_precision, opt,
+                     precision_opt, to_dict)
+from .demo import _sft_defaults, cpu_rl_defaults, cpu_task
+from .eval.plots import plot_tail_during_training
+from .eval.run import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
+from .rewards import prompt_scores
+from .sft import SFTConfig, run_sft
+from .train import run_ppo
+
+METHODS = ("rlhf", "ra-rlhf")
+
+
+def _rl_defaults() -> RunConfig:
+    cfg = cpu_rl_defaults()
+    cfg.ppo.batch_size, cfg.ppo.forward_batch_size, cfg.ppo.total_iterations = 32, 32, 64
+    cfg.log.checkpoint_every = 4
+    cfg.task.validation = 128
+    return cfg
+
+
+def _eval_defaults() -> EvalConfig:
+    task = cpu_task()
+    task.validation, task.max_eval = 128, 256
+    return EvalConfig(task=task, reference_texts=32)
+
+
+@dataclass
+class StudyConfig:
+    output_dir: str = opt("runs/ra-rlhf-study", "Report folder (ready for docs/); models and "
+                                                "checkpoints go to its work/ subfolder.")
+    seeds: list[int] = opt([0, 1, 2], "Training seeds; seed s also samples the evaluation.")
+    threads: int = opt(2, "torch CPU threads.")
+    precision: str = precision_opt()
+    tail_percent: float = opt(20.0, "Logged per iteration: mean score of the batch's worst "
+                                    "this-percent of trajectories by prompt score.")
+    sft: SFTConfig = field(default_factory=_sft_defaults,
+                           metadata={"help": "The shared SFT stage (output_dir is set here)."})
+    rl: RunConfig = field(default_factory=_rl_defaults,
+                          metadata={"help": "PPO settings of both methods (policy, seed, "
+                                            "output_dir and risk are set here)."})
+    risk: RiskConfig = field(default_factory=lambda: RiskConfig(alpha=0.4, warm_start=10,
+                                                                rho=0.95),
+                             metadata={"help": "RA-RLHF's soft-risk schedule (the paper's "
+                                               "proportions: warm start ~15% of M)."})
+    eval: EvalConfig = field(default_factory=_eval_defaults,
+                             metadata={"help": "Evaluation (split=test for the final run, "
+                                               "validation to choose settings)."})
+
+    def validate(self) -> "StudyConfig":
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
+               "a non-empty list of distinct seeds", self.seeds)
+        _check(self.threads >= 1, "threads", ">= 1", self.threads)
+        _check(0 < self.tail_percent <= 100, "tail_percent", "in (0, 100]", self.tail_percent)
+        check_precision(self.precision)
+        _check(self.risk.alpha < 1, "risk.alpha", "< 1 (alpha = 1 is plain RLHF)",
+               self.risk.alpha)
+        _check(self.eval.task.validation == self.rl.task.validation, "eval.task.validation",
+               f"equal to rl.task.validation ({self.rl.task.validation}), so that the "
+               "validation prompts are the ones PPO never sees", self.eval.task.validation)
+        self.sft.validate()
+        self.rl.validate()
+        self.risk.validate("risk")
+        self.eval.validate()
+        return self
+
+
+class BatchTail:
+    """``on_step`` hook: the mean training score of the batch's worst q% of trajectories by
+    prompt score (prompt scores cached per prompt), logged as ``tail_score``."""
+
+    def __init__(self, percent: float):
+        self.fraction, self.cache = percent / 100, {}
+
+    def __call__(self, trainer, stats: dict) -> None:
+        from .eval.metrics import tail_count
+        from .risk import select_tail
+
+        ro = trainer.last_rollout
+        new = [p for p in dict.fromkeys(ro.prompts) if p not in self.cache]
+        if new:
+            self.cache.update(zip(new, prompt_scores(trainer.reward, new).tolist()))
+        scores = torch.tensor([self.cache[p] for p in ro.prompts])
+        idx = select_tail(scores, tail_count(len(scores), self.fraction))
+        stats["tail_score"] = ro.scores.cpu()[idx].mean().item()
+
+
+def _eta(done: int, total: int, seconds: float) -> str:
+    if not done:
+        return "ETA unknown"
+    left = (total - done) * seconds / done
+    return f"ETA {int(left // 3600)} h {int(left % 3600 // 60):02d} min"
+
+
+def _settings(cfg: StudyConfig) -> dict:
+    """What the results depend on (not where they go, nor the thread count), with precision
+    resolved: runs of one study must share it, even across machines."""
+    from .precision import resolve
+
+    s = {k: v for k, v in to_dict(cfg).items() if k not in ("output_dir", "threads")}
+    s["precision"] = resolve(cfg.precision)
+    return s
+
+
+def _check_same_study(out: Path, cfg: StudyConfig) -> None:
+    """Refuse to add runs to a study folder made with other settings (one-line error)."""
+    from .ppo.trainer import _first_difference
+
+    saved = out / "study.json"
+    if saved.exists():
+        before = json.loads(saved.read_text()).get("settings")
+        now = json.loads(json.dumps(_settings(cfg)))
+        if before is not None and before != now:
+            raise ConfigError(f"{out} holds a study made with other settings "
+                              f"('{_first_difference(before, now)}' differs); use another "
+                              "output folder or the same settings")
+
+
+def run_study(cfg: StudyConfig) -> dict:
+    out = Path(cfg.output_dir)
+    _check_same_study(out, cfg)
+    work, raw_dir, log_dir = out / "work", out / "raw", out / "logs"
+    for d in (work, raw_dir, log_dir):
+        d.mkdir(parents=True, exist_ok=True)
+    if not (out / "study.json").exists():
+        write_text(out / "study.json", json.dumps({"settings": _settings(cfg),
+                                                   "invocation_seconds": []}, indent=2))
+    t_start, clock = time.perf_counter(), {"iterations": 0}
+    sft_dir = work / "sft"
+    if not (sft_dir / "config.json").exists():
+        s = copy.deepcopy(cfg.sft)
+        s.output_dir, s.precision = str(sft_dir), cfg.precision
+        run_sft(s, threads=cfg.threads)
+    ev = copy.deepcopy(cfg.eval)
+    ev.output_dir, ev.seeds, ev.threads = str(out), cfg.seeds, cfg.threads
+    ev.precision, ev.baseline = cfg.precision, "rlhf"
+    setup = prepare(ev, str(sft_dir))
+    models, scorer = _Models(), None
+    runs = [(seed, m) for seed in cfg.seeds for m in METHODS]
+    todo = [(s, m) for s, m in runs if not (raw_dir / f"{m}-seed{s}.json").exists()]
+    total_iters = len(todo) * cfg.rl.ppo.total_iterations
+
+    def on_step(tail: BatchTail):
+        def hook(trainer, stats):
+            tail(trainer, stats)
+            clock["iterations"] += 1
+            if stats["iteration"] % 8 == 0:
+                spent = time.perf_counter() - t_start
+                print(f"study: {clock['iterations']}/{total_iters} iterations this session, "
+                      f"{spent / 60:.0f} min, {_eta(clock['iterations'], total_iters, spent)}")
+        return hook
+
+    for k, (seed, method) in enumerate(runs):
+        result = raw_dir / f"{method}-seed{seed}.json"
+        if result.exists():
+            continue
+        print(f"study: run {k + 1}/{len(runs)}: {method} seed {seed}")
+        rl = copy.deepcopy(cfg.rl)
+        rl.seed, rl.threads, rl.precision = seed, cfg.threads, cfg.precision
+        rl.model.policy, rl.output_dir = str(sft_dir), str(work / f"{method}-seed{seed}")
+        rl.risk = copy.deepcopy(cfg.risk) if method == "ra-rlhf" else RiskConfig(alpha=1.0)
+        run_dir = Path(rl.output_dir)
+        if not (run_dir / "summary.json").exists():
+            run_ppo(rl, resume=(run_dir / "checkpoints").exists(), title=f"{method} seed {seed}",
+                    on_step=on_step(BatchTail(cfg.tail_percent)))
+        shutil.copyfile(run_dir / "metrics.jsonl", log_dir / f"{method}-seed{seed}.jsonl")
+        scorer = scorer or load_scorer(str(sft_dir))
+        raw = _raw_result(ev, models, scorer, str(run_dir / "final"), seed, setup)
+        write_text(result, json.dumps(raw))
+        print(f"study: {method} seed {seed}: mean reward on {ev.split} "
+              f"{sum(raw['rewards']) / len(raw['rewards']):+.4f}")
+    for seed in cfg.seeds:  # the SFT model, sampled with the same seeds
+        result = raw_dir / f"sft-seed{seed}.json"
+        if not result.exists():
+            scorer = scorer or load_scorer(str(sft_dir))
+            write_text(result, json.dumps(_raw_result(ev, models, scorer, str(sft_dir), seed,
+                                                      setup)))
+    raws = {name: [json.loads((raw_dir / f"{name}-seed{s}.json").read_text()) for s in cfg.seeds]
+            for name in ("rlhf", "ra-rlhf", "sft")}
+    metrics = summarise(ev, setup, raws, "sft")
+    logs = {m: [[json.loads(x) for x in (log_dir / f"{m}-seed{s}.jsonl").read_text().splitlines()
+                 if x.strip()] for s in cfg.seeds] for m in METHODS}
+    plot_tail_during_training(logs, out / "tail_during_training.png", cfg.tail_percent)
+    _finish_report(out, cfg, time.perf_counter() - t_start)
+    return metrics
+
+
+def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
+    """Put the study's settings, the training-tail picture and the verdict on top of eval's
+    report.md, and record this invocation's wall time in study.json."""
+    metrics = json.loads((out / "metrics.json").read_text())
+    paired = metrics["paired"]["models"]["ra-rlhf"]
+    p, r = cfg.rl.ppo, cfg.risk
+    verdicts = []
+    for key, name in (("tail_reward_q20", "worst 20% of prompts"), ("mean_reward", "mean reward")):
+        d = paired[key]
+        word = ("ahead" if d["ci_low"] > 0 else "behind" if d["ci_high"] < 0
+                else "not distinguishable from RLHF")
+        verdicts.append(f"- {name}: RA-RLHF minus RLHF {d['diff']:+.3f}, 95% CI "
+                        f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: RA-RLHF is {word}.")
+    head = [
+        "# RA-RLHF against RLHF: paired study", "",
+        f"Both methods: PPO from the same SFT model, {p.total_iterations} iterations of "
+        f"{p.batch_size} prompts ({p.total_iterations * p.batch_size} trajectories per run), "
+        f"{p.ppo_epochs} PPO epochs, minibatches '{p.minibatches}', lr {p.learning_rate:g}, "
+        f"initial KL coefficient {p.init_kl_coef:g} (adaptive: {p.adap_kl_ctrl}), LoRA r "
+        f"{cfg.rl.model.lora.r}; training seeds {', '.join(map(str, cfg.seeds))}. RA-RLHF adds "
+        f"the soft-risk schedule: alpha {r.alpha:g}, warm start {r.warm_start}, rho {r.rho:g}, "
+        f"ranked by {r.rank_by}. Evaluation on the {cfg.eval.split} split, sampling seed = "
+        "training seed.", "",
+        "## Verdict (95% bootstrap intervals over prompts, seeds pooled)", "", *verdicts, "",
+        f"![Mean training score of each batch's worst {cfg.tail_percent:g}% of trajectories by "
+        "prompt score](tail_during_training.png)", "",
+    ]
+    report = out / "report.md"
+    body = report.read_text().replace("# Evaluation report\n", "## Evaluation\n", 1)
+    write_text(report, "\n".join(head) + "\n" + body)
+    study = json.loads((out / "study.json").read_text())
+    study["invocation_seconds"] = study.get("invocation_seconds", []) + [round(seconds, 1)]
+    write_text(out / "study.json", json.dumps(study, indent=2))
+
+
+__all__ = ["BatchTail", "StudyConfig", "run_study"]

@@ -1,0 +1,67 @@
+"""`riskalign study ra-rlhf` end to end on a tiny model: runs, paired report, resuming."""
+
+import json
+
+from riskalign.cli import main
+
+
+def _args(tiny, out):
+    return ["study", "ra-rlhf", "--output-dir", str(out), "seeds=[0,1]", f"sft.model.policy={tiny}",
+            "sft.max_texts=8", "sft.batch_size=4", "sft.max_tokens=16",
+            "rl.ppo.total_iterations=4", "rl.ppo.batch_size=4", "rl.ppo.mini_batch_size=2",
+            "rl.ppo.forward_batch_size=4", "rl.task.new_tokens=4", "rl.task.min_new_tokens=4",
+            "rl.task.validation=6", "rl.log.tensorboard=false", "risk.warm_start=1",
+            "risk.rho=0.75", "risk.alpha=0.5", "eval.task.validation=6", "eval.task.max_eval=10",
+            "eval.task.new_tokens=4", "eval.task.min_new_tokens=4", "eval.reference_texts=3",
+            "eval.bootstrap=200", "eval.split=validation"]
+
+
+def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
+    out = tmp_path / "study"
+    assert main(_args(tiny_model_dir, out)) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert set(metrics) == {"rlhf", "ra-rlhf", "sft", "paired"}
+    paired = metrics["paired"]
+    assert paired["baseline"] == "rlhf" and paired["n_seeds"] == 2 and paired["n_prompts"] == 6
+    for key in ("tail_reward_q20", "mean_reward"):
+        d = paired["models"]["ra-rlhf"][key]
+        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+    ra = [json.loads(x) for x in (out / "logs/ra-rlhf-seed1.jsonl").read_text().splitlines()]
+    assert [r["kept"] for r in ra] == [4, 3, 2, 2]   # B0: B=4, alpha 0.5, n=1, ceil(0.75*4)=3
+    assert all("tail_score" in r for r in ra)
+    for f in ("report.md", "tail_during_training.png", "quantile_curve.png", "study.json",
+              "raw/sft-seed0.json", "raw/ra-rlhf-seed1.json"):
+        assert (out / f).exists(), f
+    report = (out / "report.md").read_text()
+    assert "RA-RLHF minus RLHF" in report and "Paired differences against `rlhf`" in report
+    # the evaluation used the validation prompts, which training never saw
+    raw = json.loads((out / "raw/rlhf-seed0.json").read_text())
+    assert len(raw["rewards"]) == 6
+
+    # a second invocation finds every run done and trains nothing
+    import riskalign.study as study_mod
+
+    def fail(*a, **k):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(study_mod, "run_ppo", fail)
+    monkeypatch.setattr(study_mod, "run_sft", fail)
+    assert main(_args(tiny_model_dir, out)) == 0
+    assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert len(json.loads((out / "study.json").read_text())["invocation_seconds"]) == 2
+
+
+def test_study_refuses_other_settings_in_the_same_folder(tmp_path):
+    from riskalign.config import ConfigError, load_config
+    from riskalign.study import StudyConfig, _check_same_study, _settings
+
+    out = tmp_path / "s"
+    out.mkdir()
+    cfg = load_config(None, ["precision=fp32"], cls=StudyConfig)
+    (out / "study.json").write_text(json.dumps({"settings": _settings(cfg)}))
+    _check_same_study(out, cfg)                       # same settings: fine
+    other = load_config(None, ["precision=fp32", "risk.alpha=0.2"], cls=StudyConfig)
+    import pytest
+
+    with pytest.raises(ConfigError, match="'risk.alpha' differs"):
+        _check_same_study(out, other)
