@@ -50,7 +50,7 @@ def build(kind: str, spec: Spec, precision: str):
     policy, ref = load_policy(cfg.model)
     if kind == "ensemble":
         shaper = EnsembleShaper(EnsembleReward(spec.extra["ensemble"], "full", spec.batch_size),
-                                "adaptive", 0.5)
+                                "adaptive", kl_coef=spec.kl_coef)
     else:
         shaper = PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))
     single = (PlainShaper(ClassifierReward(spec.reward, batch_size=spec.batch_size))

@@ -22,8 +22,10 @@ Mixed precision: where the hardware computes bf16 natively (``--bf16 auto``, the
 ``riskalign.precision.native_bf16``) the three riskalign configurations also run with
 ``precision=bf16`` (``rlhf-bf16``, ``ra-rlhf-bf16``, ``ensemble-bf16``), in the same rounds.
 Their floors use the bf16 matmul rate each run measures, and generation reads 2 (N + H) bytes per
-step (it samples from a bf16 copy). TRL's PPO is asked once whether it takes ``bf16=True`` here;
-its answer (its own error message when it refuses) is recorded, and TRL is timed in float32.
+step (it samples from a bf16 copy). TRL's PPO is asked whether it takes ``bf16=True`` here, plain
+and with ``use_cpu=True``; its answers (its own error messages where it refuses) are recorded.
+TRL is timed in float32 and, where the bf16 rows run and TRL accepts, also in bf16
+(``trl-bf16``, ``use_cpu=True``), so that each riskalign bf16 row has a bf16 peer as well.
 """
 
 from __future__ import annotations
@@ -70,10 +72,14 @@ def phase_flops(spec: Spec, n: int, h: int, n_rm: int, rm_models: int, trained: 
             "update": spec.ppo_epochs * 3 * per_seq * trained}
 
 
+TRL_FLAGS = {"trl": [], "trl-bf16": ["--bf16", "--use-cpu"],
+             "trl-bf16-probe": ["--bf16", "--probe"],
+             "trl-bf16-cpu-probe": ["--bf16", "--use-cpu", "--probe"]}
+
+
 def run_one(config: str, spec: Spec, trl_python: str) -> dict:
-    if config in ("trl", "trl-bf16-probe"):
-        cmd = [trl_python, str(HERE / "trl_runner.py"), spec.dump()]
-        cmd += ["--bf16-probe"] if config == "trl-bf16-probe" else []
+    if config in TRL_FLAGS:
+        cmd = [trl_python, str(HERE / "trl_runner.py"), spec.dump(), *TRL_FLAGS[config]]
     else:
         cmd = [sys.executable, str(HERE / "riskalign_runner.py"), config, spec.dump()]
     env = dict(os.environ, HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1", HF_DATASETS_OFFLINE="1",
@@ -121,7 +127,10 @@ def summarise(runs: dict[str, list[dict]], spec: Spec, floors: dict) -> dict:
     for config in out:
         if config != "trl":
             out[config]["speedup_vs_trl"] = trl / out[config]["seconds_per_iteration"]
-        if config.endswith("-bf16"):
+        if config.endswith("-bf16") and "trl-bf16" in out:
+            out[config]["speedup_vs_trl_bf16"] = (out["trl-bf16"]["seconds_per_iteration"]
+                                                  / out[config]["seconds_per_iteration"])
+        if config.endswith("-bf16") and config != "trl-bf16":
             twin = out[config.removesuffix("-bf16")]["seconds_per_iteration"]
             out[config]["speedup_vs_fp32"] = twin / out[config]["seconds_per_iteration"]
     ens = out["ensemble"]
@@ -140,7 +149,7 @@ def print_table(name: str, res: dict) -> None:
     for col in ("config", "s/iter", "min-max", "vs TRL", "vs fp32", "gen tok/s", "trained tok/s",
                 "peak MB", "floor s/iter"):
         t.add_column(col, justify="right")
-    for c in [c for c in CONFIGS + BF16 if c in res]:
+    for c in [c for c in CONFIGS + ("trl-bf16",) + BF16 if c in res]:
         r = res[c]
         t.add_row(c, f"{r['seconds_per_iteration']:.2f}",
                   f"{r['seconds_min']:.2f}-{r['seconds_max']:.2f}",
@@ -208,12 +217,17 @@ def main() -> None:
                     threads=args.threads, iterations=iters,
                     extra={"ensemble": paths["ensemble"], "output_dir": tempfile.mkdtemp()})
         n, h = param_counts(folder)
-        runs: dict[str, list[dict]] = {c: [] for c in configs}
         trl_bf16 = run_one("trl-bf16-probe", spec, args.trl_python)["refused"]
+        trl_bf16_cpu = run_one("trl-bf16-cpu-probe", spec, args.trl_python)["refused"]
         print("TRL PPO with bf16=True here: " + (f"refused ({trl_bf16})" if trl_bf16 else
-                                                  "accepted") + "; TRL is timed in float32")
+                                                  "accepted") + "; with use_cpu=True as well: "
+              + (f"refused ({trl_bf16_cpu})" if trl_bf16_cpu else "accepted")
+              + "; TRL is timed in float32" + (", and in bf16 with use_cpu=True"
+                                               if with_bf16 and not trl_bf16_cpu else ""))
+        model_configs = configs + (("trl-bf16",) if with_bf16 and not trl_bf16_cpu else ())
+        runs: dict[str, list[dict]] = {c: [] for c in model_configs}
         for rnd in range(rounds):
-            for c in configs:
+            for c in model_configs:
                 print(f"{name}: round {rnd + 1}/{rounds}, {c} ...", flush=True)
                 runs[c].append(run_one(c, spec, args.trl_python))
         floors = {c: phase_floors(phase_flops(spec, n, h, n_rm,
@@ -223,9 +237,10 @@ def main() -> None:
                                   spec.response_length * (2 if c in BF16 else 4) * (n + h),
                                   statistics.median(r["matmul_gflops"] for r in runs[c]),
                                   statistics.median(r["memory_gbps"] for r in runs[c]))
-                  for c in configs[1:]}  # TRL's phases are not timed
+                  for c in configs[1:]}  # TRL's phases are not timed (configs holds no trl-bf16)
         res = summarise(runs, spec, floors)
         res["trl_bf16_refused"] = trl_bf16
+        res["trl_bf16_use_cpu_refused"] = trl_bf16_cpu
         res["settings"] = {"batch_size": spec.batch_size, "mini_batch_size": spec.mini_batch_size,
                            "ppo_epochs": spec.ppo_epochs, "response_tokens": spec.response_length,
                            "prompt_tokens": assets.PROMPT_TOKENS, "kl_coef": spec.kl_coef,
@@ -237,11 +252,12 @@ def main() -> None:
         by_model[name] = res
         print_table(name, res)
     headline = by_model.get("smollm2-135m") or next(iter(by_model.values()))
-    result = {c: headline[c] for c in configs}
+    result = {c: headline[c] for c in configs + ("trl-bf16",) if c in headline}
     result.update({"date": date.today().isoformat(), "matmul_gflops": gflops,
                    "bf16_matmul_gflops": bf16_gflops, "native_bf16": native,
                    "bf16_skipped": bf16_note or None,
                    "trl_bf16_refused": headline["trl_bf16_refused"],
+                   "trl_bf16_use_cpu_refused": headline["trl_bf16_use_cpu_refused"],
                    "memory_gbps": gbps,
                    "headline_model": "smollm2-135m" if "smollm2-135m" in by_model else "tiny",
                    "by_model": by_model, "wall_seconds": time.perf_counter() - t0})

@@ -1,9 +1,12 @@
 """One TRL 1.12 PPO run (``trl.experimental.ppo.PPOTrainer``) timed per iteration.
 
-Run with the bench environment's Python: ``python trl_runner.py '<spec json>' [--bf16-probe]``.
-Prints one ``BENCH-RESULT {...}`` line: seconds of each PPO iteration (one rollout + its updates)
-and the process's peak resident memory. With ``--bf16-probe`` it only builds the trainer with
-``bf16=True`` and reports TRL's own error message (``refused``), or null where it accepts.
+Run with the bench environment's Python:
+``python trl_runner.py '<spec json>' [--bf16] [--use-cpu] [--probe]``. Prints one
+``BENCH-RESULT {...}`` line: seconds of each PPO iteration (one rollout + its updates) and the
+process's peak resident memory. ``--bf16`` sets ``bf16=True`` and ``--use-cpu`` TRL's
+``use_cpu=True`` (without it, bf16 on a machine with no GPU is refused). With ``--probe`` it
+only builds the trainer and reports TRL's own error message (``refused``), or null where it
+accepts.
 """
 
 from __future__ import annotations
@@ -19,7 +22,8 @@ from spec import Spec, emit, peak_rss_mb, read_prompts  # noqa: E402
 
 def main() -> None:
     spec = Spec.load(sys.argv[1])
-    bf16 = "--bf16-probe" in sys.argv[2:]
+    flags = set(sys.argv[2:])
+    bf16, use_cpu, probe = "--bf16" in flags, "--use-cpu" in flags, "--probe" in flags
     import torch
     from datasets import Dataset
     from transformers import (AutoModelForCausalLM, AutoModelForSequenceClassification,
@@ -47,10 +51,11 @@ def main() -> None:
             stop_token=None, kl_coef=spec.kl_coef, learning_rate=spec.learning_rate,
             temperature=spec.temperature, total_episodes=n_iter * spec.batch_size,
             local_rollout_forward_batch_size=spec.batch_size, bf16=bf16, fp16=False,
+            use_cpu=use_cpu,
             report_to=[], save_strategy="no", num_sample_generations=0, seed=spec.seed,
             logging_steps=1, disable_tqdm=True, missing_eos_penalty=None)
 
-    if bf16:  # only asks whether TRL takes bf16 here, and keeps its answer
+    if probe:  # only asks whether TRL takes these settings here, and keeps its answer
         try:
             PPOTrainer(args=make_args(), processing_class=tok, model=policy, ref_model=ref,
                        reward_model=reward, train_dataset=data, value_model=value)

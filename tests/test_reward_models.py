@@ -158,16 +158,18 @@ class FixedEnsemble:
 def test_adaptive_b_fixed_after_first_batch_and_saved():
     first = torch.tensor([[1.0, 2.0, 3.0], [3.0, 2.0, -1.0]])    # variance 1, 0, 4
     second = torch.tensor([[0.0, 0.0], [2.0, 0.0]])               # variance 1, 0
-    shaper = EnsembleShaper(FixedEnsemble(first, second), "adaptive", lam=0.5)
+    shaper = EnsembleShaper(FixedEnsemble(first, second), "adaptive", lam=9.0, kl_coef=0.05)
     out = shaper(["p"] * 3, ["c"] * 3)
-    b = (5 / 3) / 0.5
+    b = (5 / 3) / 0.05                 # mean first-batch variance / the KL coefficient; lam unused
     assert shaper.b == pytest.approx(b)
     assert out.scores.tolist() == [2.0, 2.0, 1.0]
     assert out.weight.tolist() == pytest.approx([b / (b + 1), 1.0, b / (b + 4)])
-    assert out.kl_scale.tolist() == pytest.approx([1 / b, 0.0, 4 / b])
+    # the coefficient s2_i / b replaces 0.05: the factor on beta = 0.05 is s2_i / (0.05 b)
+    assert (0.05 * out.kl_scale).tolist() == pytest.approx([1 / b, 0.0, 4 / b])
+    assert (0.05 * out.kl_scale).mean().item() == pytest.approx(0.05)   # first batch: lambda
     out2 = shaper(["p"] * 2, ["c"] * 2)
     assert shaper.b == pytest.approx(b)                        # not re-estimated
-    assert out2.kl_scale.tolist() == pytest.approx([1 / b, 0.0])
+    assert (0.05 * out2.kl_scale).tolist() == pytest.approx([1 / b, 0.0])
     restored = EnsembleShaper(FixedEnsemble(first), "adaptive")
     restored.load_state_dict(shaper.state_dict())
     assert restored.b == shaper.b
@@ -288,3 +290,36 @@ def test_decoder_backbone_scores_at_the_last_real_token(tiny_model_dir):
     assert torch.allclose(together, alone, atol=1e-5)
     other, _ = load_reward_model(tiny_model_dir, seed=1)
     assert not torch.allclose(score_texts(other, tok, texts), together)  # head depends on seed
+
+
+def test_adaptive_first_batch_matches_the_baselines_kl_coefficient(tiny_model_dir, ensemble_dir,
+                                                                   tmp_path, monkeypatch):
+    """Seed 003's parameterisation through the trainer: on the first batch the mean per-sample
+    KL coefficient applied (kl_coef_mean) is the baselines' ppo.init_kl_coef, and each w_i is
+    b / (b + s2_i) with b = mean(s2) / init_kl_coef, s2 recomputed here from the members."""
+    import riskalign.rewards.shaping as shaping
+    from riskalign.rewards.aggregate import member_variance
+    from riskalign.train import build_trainer
+
+    seen = {}
+    real = shaping.EnsembleShaper.__call__
+
+    def recording(self, prompts, completions):
+        out = real(self, prompts, completions)
+        if self.method == "adaptive":
+            seen.setdefault("var", member_variance(self.ensemble.members(prompts, completions)))
+            seen.setdefault("weight", out.weight)
+        return out
+
+    monkeypatch.setattr(shaping.EnsembleShaper, "__call__", recording)
+    baseline, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "m", "mean",
+                                         "ppo.init_kl_coef=0.07"))
+    trainer, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "a",
+                                        "adaptive", "ppo.init_kl_coef=0.07"))
+    assert baseline.step()["kl_coef_mean"] == pytest.approx(0.07)
+    stats = trainer.step()
+    assert stats["kl_coef_mean"] == pytest.approx(0.07, rel=1e-5)
+    b = seen["var"].mean().item() / 0.07
+    assert stats["uncertainty_b"] == pytest.approx(b, rel=1e-5)
+    assert seen["weight"].tolist() == pytest.approx((b / (b + seen["var"])).tolist(), rel=1e-5)
+    assert stats["uncertainty_weight_mean"] > 0.9        # b >> s2: weights near 1, as in seed 003

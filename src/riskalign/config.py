@@ -129,8 +129,9 @@ class RewardConfig:
     ensemble_method: str = opt("mean", "kind=ensemble: single (one member), mean, min (worst "
                                        "case), uwo (mean - lam * variance) or adaptive "
                                        "(variance sets a per-sample KL coefficient and weight).")
-    lam: float = opt(0.5, "kind=ensemble: lambda of uwo, and of adaptive's b = mean first-batch "
-                          "variance / lambda.")
+    lam: float = opt(0.5, "kind=ensemble: lambda of uwo (mean - lambda * variance). adaptive "
+                          "takes its lambda from ppo.init_kl_coef: b = mean first-batch "
+                          "variance / init_kl_coef, as in the paper's code.")
     member: int = opt(0, "kind=ensemble, ensemble_method=single: which member.")
 
     def validate(self, p: str) -> None:

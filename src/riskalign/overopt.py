@@ -50,7 +50,8 @@ class OveroptConfig:
     policy: str = opt("smollm2-135m", "Starting policy: writes the preference pairs and starts "
                                       "every PPO run.")
     methods: list[str] = opt(list(ENSEMBLE_METHODS), "Ensemble methods to compare.")
-    lam: float = opt(0.5, "lambda of uwo and adaptive.")
+    lam: float = opt(0.5, "lambda of uwo (adaptive's lambda is rl.ppo.init_kl_coef, the KL "
+                          "coefficient every method starts from).")
     eval_every: int = opt(4, "Held-out gold / proxy / KL every this many iterations.")
     eval_prompts: int = opt(48, "Held-out prompts for those figures.")
     threads: int = opt(2, "torch CPU threads.")

@@ -142,6 +142,23 @@ def _check_same_study(out: Path, cfg: StudyConfig) -> None:
                               "output folder or the same settings")
 
 
+def _record_sft(out: Path, sft_dir: Path) -> None:
+    """Keep the SFT weights' SHA-256 in study.json. work/ is not kept with the report, so a study
+    resumed elsewhere rebuilds SFT from the same seed; where the rebuilt weights differ (another
+    CPU rounds differently) the mismatch is recorded and the report says so."""
+    import hashlib
+
+    digest = hashlib.sha256((sft_dir / "model.safetensors").read_bytes()).hexdigest()
+    study = json.loads((out / "study.json").read_text())
+    if study.setdefault("sft_sha256", digest) != digest:
+        rebuilt = study.setdefault("sft_rebuilt_sha256", [])
+        if digest not in rebuilt:
+            rebuilt.append(digest)
+            print(f"study: warning: the rebuilt SFT model differs from the one earlier runs "
+                  f"started from (SHA-256 {digest[:12]} against {study['sft_sha256'][:12]})")
+    write_text(out / "study.json", json.dumps(study, indent=2))
+
+
 def run_study(cfg: StudyConfig) -> dict:
     out = Path(cfg.output_dir)
     _check_same_study(out, cfg)
@@ -157,6 +174,7 @@ def run_study(cfg: StudyConfig) -> dict:
         s = copy.deepcopy(cfg.sft)
         s.output_dir, s.precision = str(sft_dir), cfg.precision
         run_sft(s, threads=cfg.threads)
+    _record_sft(out, sft_dir)
     ev = copy.deepcopy(cfg.eval)
     ev.output_dir, ev.seeds, ev.threads = str(out), cfg.seeds, cfg.threads
     ev.precision, ev.baseline = cfg.precision, "rlhf"
@@ -224,8 +242,14 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
                 else "not distinguishable from RLHF")
         verdicts.append(f"- {name}: RA-RLHF minus RLHF {d['diff']:+.3f}, 95% CI "
                         f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: RA-RLHF is {word}.")
+    study = json.loads((out / "study.json").read_text())
+    rebuilt = ", ".join(d[:12] for d in study.get("sft_rebuilt_sha256", []))
+    caveat = ([f"Caveat: this study was resumed on another machine and its SFT model, rebuilt "
+               f"from the same seed, differs from the first one (SHA-256 "
+               f"{study['sft_sha256'][:12]} then {rebuilt}); runs started from either.", ""]
+              if rebuilt else [])
     head = [
-        "# RA-RLHF against RLHF: paired study", "",
+        "# RA-RLHF against RLHF: paired study", "", *caveat,
         f"Both methods: PPO from the same SFT model, {p.total_iterations} iterations of "
         f"{p.batch_size} prompts ({p.total_iterations * p.batch_size} trajectories per run), "
         f"{p.ppo_epochs} PPO epochs, minibatches '{p.minibatches}', lr {p.learning_rate:g}, "
@@ -241,7 +265,6 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
     report = out / "report.md"
     body = report.read_text().replace("# Evaluation report\n", "## Evaluation\n", 1)
     write_text(report, "\n".join(head) + "\n" + body)
-    study = json.loads((out / "study.json").read_text())
     study["invocation_seconds"] = study.get("invocation_seconds", []) + [round(seconds, 1)]
     write_text(out / "study.json", json.dumps(study, indent=2))
 

@@ -38,7 +38,7 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     seed_everything(cfg.seed)
     tokenizer = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
     task = load_task(cfg.task, tokenizer, cfg.seed)
-    reward = build_shaper(cfg.reward, get_spec(cfg.task.name).reward)
+    reward = build_shaper(cfg.reward, get_spec(cfg.task.name).reward, cfg.ppo.init_kl_coef)
     policy, ref = load_policy(cfg.model)
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
                              cfg.ppo.top_k, cfg.ppo.top_p)

@@ -145,11 +145,15 @@ class PPOTrainer:
         kept = int(trained.sum())
         mean_kl = (self.dist.reduce(kl.sum(1).sum()) / kept).item()
         entropy = masked_mean(ro.entropy, ro.response_mask.float(), reduce=self.dist.reduce)
+        # the mean per-sample KL coefficient applied: beta, or beta * c_i averaged (adaptive)
+        kl_coef_mean = beta * (1.0 if ro.kl_scale is None
+                               else self.dist.gather(ro.kl_scale).mean().item())
         self.kl_ctl.update(mean_kl, len(scores))  # whole batch: the rate is B / horizon
         stats.update(
             iteration=self.iteration, score_mean=scores.mean().item(),
             score_std=scores.std().item() if len(scores) > 1 else 0.0,
             kept=kept, kept_score_mean=scores[trained].mean().item(), kl=mean_kl, beta=beta,
+            kl_coef_mean=kl_coef_mean,
             entropy=entropy.item(),
             response_len=ro.response_mask.sum(1).float().mean().item(),
             **getattr(self.select, "stats", {}), **ro.reward_stats,

@@ -34,13 +34,14 @@ def build_reward(cfg: RewardConfig, default_kind: str = "vader") -> RewardSource
     raise ValueError(f"reward.kind must be one of {', '.join(KINDS)}, got {kind!r}")
 
 
-def build_shaper(cfg: RewardConfig, default_kind: str = "vader"):
-    """The trainer's reward entry point: an ensemble with its method, or a plain source."""
+def build_shaper(cfg: RewardConfig, default_kind: str = "vader", kl_coef: float = 0.05):
+    """The trainer's reward entry point: an ensemble with its method, or a plain source.
+    ``kl_coef``: the run's initial KL coefficient (the adaptive method's lambda)."""
     from .shaping import EnsembleShaper, PlainShaper
 
     source = build_reward(cfg, default_kind)
     if (cfg.kind or default_kind) == "ensemble":
-        return EnsembleShaper(source, cfg.ensemble_method, cfg.lam, cfg.member)
+        return EnsembleShaper(source, cfg.ensemble_method, cfg.lam, cfg.member, kl_coef)
     return PlainShaper(source)
 
 

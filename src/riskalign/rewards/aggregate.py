@@ -8,7 +8,9 @@
 
 The adaptive uncertainty-aware objective (per sample i, member mean mu_i, member variance s2_i,
 b fixed from the first batch) is E[ b / (b + s2_i) * (mu_i - s2_i / b * KL_i) ]:
-``uncertainty_weights`` returns its two per-sample factors.
+``uncertainty_weights`` returns its two per-sample factors. As in the paper's code (seed 003),
+b = E[s2 over the first batch] / lambda with lambda the KL coefficient the other methods use,
+"so that the regularization coefficient E[s2]/b = lambda during the first batch".
 """
 
 from __future__ import annotations
@@ -59,12 +61,14 @@ def uncertainty_weights(variance: torch.Tensor, b: float) -> tuple[torch.Tensor,
     return b / (b + variance), variance / b
 
 
-def first_batch_scale(variance: torch.Tensor, lam: float) -> float:
-    """b = mean(s2 over the first batch) / lambda. A zero mean variance (members agree exactly)
-    would make b zero and every KL coefficient infinite, so it is an error."""
-    if not lam > 0:
-        raise EnsembleError(f"reward.lam must be > 0 for the adaptive method, got {lam}")
-    b = variance.mean().item() / lam
+def first_batch_scale(variance: torch.Tensor, kl_coef: float) -> float:
+    """b = mean(s2 over the first batch) / lambda, lambda = the KL coefficient (ppo.init_kl_coef).
+    A zero mean variance (members agree exactly) would make b zero and every KL coefficient
+    infinite, so it is an error."""
+    if not kl_coef > 0:
+        raise EnsembleError(f"ppo.init_kl_coef must be > 0 for the adaptive method (b = mean "
+                            f"variance / KL coefficient), got {kl_coef}")
+    b = variance.mean().item() / kl_coef
     if not b > 0:
         raise EnsembleError("ensemble members agree exactly on the first batch (variance 0), so "
                             "b = mean variance / lambda is 0; use members trained with different "

@@ -8,8 +8,13 @@ for the adaptive uncertainty-aware objective, two per-sample factors:
   controller's global coefficient;
 * ``weight`` w_i: multiplies the sample's clipped policy-gradient term in the policy loss.
 
-For ``adaptive`` (mu_i, s2_i = member mean and population variance of the standardised scores,
-b = mean(s2 over the first batch) / lambda, then fixed): c_i = s2_i / b and w_i = b / (b + s2_i).
+For ``adaptive`` (mu_i, s2_i = member mean and population variance of the standardised scores),
+as in the paper's code (seed 003): b = mean(s2 over the first batch) / lambda with lambda the KL
+coefficient every method starts from (``ppo.init_kl_coef``), then fixed; the per-sample KL
+coefficient s2_i / b replaces lambda and w_i = b / (b + s2_i). In the trainer's terms
+c_i = s2_i / (b lambda) = s2_i / mean_1(s2), so on the first batch beta c_i = s2_i / b exactly and
+its mean is lambda, the baselines' coefficient. Afterwards the KL controller's beta scales every
+sample's coefficient alike: beta_t s2_i / mean_1(s2) (a fixed controller keeps s2_i / b).
 The advantages A_i come from GAE on r_t, so A_i estimates the return mu_i - c_i KL_i, and
 weighting the sample's policy-gradient term by the constant w_i gives
 grad E[w_i (mu_i - c_i KL_i)] = E[w_i A_i grad log pi], the paper's objective
@@ -72,7 +77,8 @@ def as_shaper(reward) -> RewardShaper:
 class EnsembleShaper(RewardShaper):
     """An ensemble's member scores [M, B] turned into rewards by ``method``."""
 
-    def __init__(self, ensemble, method: str, lam: float = 0.5, member: int = 0):
+    def __init__(self, ensemble, method: str, lam: float = 0.5, member: int = 0,
+                 kl_coef: float = 0.05):
         if method not in ENSEMBLE_METHODS:
             raise EnsembleError(f"reward.ensemble_method must be one of "
                                 f"{', '.join(ENSEMBLE_METHODS)}, got {method!r}")
@@ -83,6 +89,7 @@ class EnsembleShaper(RewardShaper):
         if method == "single" and not 0 <= member < len(ensemble):
             raise EnsembleError(f"reward.member must be in [0, {len(ensemble) - 1}], got {member}")
         self.ensemble, self.method, self.lam, self.member = ensemble, method, lam, member
+        self.kl_coef = kl_coef  # adaptive: lambda, the KL coefficient the baselines start with
         self.source = ensemble  # its __call__ is the member mean
         self.b: float | None = None  # adaptive: fixed after the first batch
 
@@ -100,8 +107,9 @@ class EnsembleShaper(RewardShaper):
             return ShapedReward(aggregate_rewards(scores, self.method, self.lam), stats=stats)
         var = member_variance(scores)
         if self.b is None:
-            self.b = first_batch_scale(var, self.lam)
-        weight, kl_scale = uncertainty_weights(var, self.b)
+            self.b = first_batch_scale(var, self.kl_coef)
+        weight, kl_coef = uncertainty_weights(var, self.b)   # w_i, s2_i / b
+        kl_scale = kl_coef / self.kl_coef                    # the factor on the trainer's beta
         stats.update(uncertainty_b=self.b, uncertainty_weight_mean=weight.mean().item(),
                      uncertainty_kl_scale_mean=kl_scale.mean().item())
         return ShapedReward(scores.mean(0), kl_scale, weight, stats)
