@@ -61,8 +61,15 @@ class RLAIFConfig:
     follow_up_tokens: int = opt(32, "Maximum tokens of a motivation or consequence reply.")
     temperature: float = opt(0.7, "Sampling temperature of answers, critiques and follow-ups.")
     batch_size: int = opt(16, "Sequences per generation or judge forward batch.")
-    judge_mode: str = opt("logprob", "logprob (label probabilities in one forward pass) or "
-                                     "generate (a short reply parsed strictly).")
+    judge_mode: str = opt("auto", "auto (the mode most accurate on the judge validation "
+                                  "pairs, measured at the labels stage), pointwise (each text "
+                                  "alone: log-odds of Yes to the constitution's yes/no question; "
+                                  "no position bias), logprob (A/B label probabilities in one "
+                                  "forward pass, both orders) or generate (a short reply parsed "
+                                  "strictly, both orders).")
+    judge_validation: str | None = opt(None, "jsonl of judge validation pairs (virtue, aspect, "
+                                             "question, better, worse, better_reply, "
+                                             "worse_reply); default: the shipped set.")
     virtues_per_comparison: int = opt(2, "Virtues sampled per pair and aspect; the judge's "
                                          "order-debiased probabilities are averaged over them.")
     tie_margin: float = opt(0.02, "A pair whose P(a better) is within this of 1/2 is a tie and "
@@ -90,8 +97,8 @@ class RLAIFConfig:
                   "follow_up_tokens", "batch_size", "virtues_per_comparison"):
             _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
-        _check(self.judge_mode in ("logprob", "generate"), "judge_mode",
-               "'logprob' or 'generate'", self.judge_mode)
+        _check(self.judge_mode in ("auto", "pointwise", "logprob", "generate"), "judge_mode",
+               "one of auto, pointwise, logprob, generate", self.judge_mode)
         _check(0 <= self.tie_margin < 0.5, "tie_margin", "in [0, 0.5)", self.tie_margin)
         _check(self.lam >= 0, "lam", ">= 0", self.lam)
         check_precision(self.precision)

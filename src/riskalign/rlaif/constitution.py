@@ -4,8 +4,9 @@ Keys (all optional except ``virtues``; unknown keys are an error):
 ``virtues`` (list of {name, description}), ``critique_request`` and ``revision_request``
 (constitutional SFT), ``chain_of_thought`` and ``chain_of_thought_cue`` (a cue appended to the
 critique request), ``virtues_per_prompt`` (how many virtues critique and revise each answer),
-``follow_ups`` (the motivation and consequence questions) and ``judge_request`` (the AI judge's
-question for one aspect and one virtue).
+``follow_ups`` (the motivation and consequence questions), ``judge_request`` (the AI judge's
+question about two texts for one aspect and one virtue) and ``pointwise_request`` (its yes/no
+question about one text, for the pointwise judge).
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ class Constitution:
     revision_request: str
     judge_request: str
     follow_ups: dict[str, str]
+    pointwise_request: str = ""
     chain_of_thought: bool = False
     chain_of_thought_cue: str = "Let's think step by step."
     virtues_per_prompt: int = 1
@@ -55,6 +57,11 @@ class Constitution:
                                          description=v.description, question=question,
                                          first=first, second=second)
 
+    def pointwise(self, aspect: str, v: Virtue, question: str, text: str) -> str:
+        return self.pointwise_request.format(aspect=ASPECT_NOUNS[aspect], virtue=v.name,
+                                             description=v.description, question=question,
+                                             text=text)
+
     def sample_virtues(self, rng: random.Random, k: int | None = None) -> list[Virtue]:
         """k (default virtues_per_prompt) distinct virtues, drawn with ``rng``."""
         return rng.sample(self.virtues, min(k or self.virtues_per_prompt, len(self.virtues)))
@@ -69,7 +76,7 @@ def _text(data: dict, key: str, where: str, placeholders: tuple[str, ...]) -> st
             raise DataError(f"{where}: '{key}' must contain the placeholder {{{name}}}")
     try:
         v.format(**{k: "" for k in ("virtue", "description", "aspect", "question", "first",
-                                    "second")})
+                                    "second", "text")})
     except (KeyError, IndexError, ValueError) as e:
         raise DataError(f"{where}: '{key}' has an unknown or broken placeholder ({e})") from None
     return v
@@ -128,6 +135,7 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
         critique_request=_text(data, "critique_request", where, ("virtue",)),
         revision_request=_text(data, "revision_request", where, ("virtue",)),
         judge_request=_text(data, "judge_request", where, ("first", "second")),
+        pointwise_request=_text(data, "pointwise_request", where, ("text", "virtue")),
         follow_ups={a: follow[a].strip() for a in FOLLOW_UP_ASPECTS},
         chain_of_thought=data["chain_of_thought"],
         chain_of_thought_cue=str(data["chain_of_thought_cue"]).strip(),

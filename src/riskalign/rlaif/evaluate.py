@@ -77,7 +77,9 @@ def evaluate(pipe) -> dict:
                                               for a in ans)}
         m.update({a: parts[k].mean().item() for k, a in enumerate(ASPECTS)})
         models[name], answers[name] = m, ans
-    judge = _judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm), cfg.judge_mode)
+    # the win rate asks a general question about two answers: a pairwise judge in both orders
+    judge = _judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm),
+                   "generate" if cfg.judge_mode == "generate" else "logprob")
     wins = {f"rlaif vs {b}": win_rate(judge, prompts, answers["rlaif"], answers[b],
                                       cfg.tie_margin) for b in ("sft", "base")}
     results = {"prompts": len(prompts), "eval_judge": judge_path, "models": models,

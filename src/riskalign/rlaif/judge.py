@@ -9,18 +9,27 @@ P(A is better) per request, or None when it gave no valid answer:
 
 ``judge_both_orders`` asks about (a, b) and (b, a): with f = P(first shown better | a first) and
 g = P(first shown better | b first), the order-debiased P(a better) = (f + 1 - g) / 2, and the
-two orders agree when f and g fall on opposite sides of 1/2. ``verdict`` turns P(a better) into
+two orders agree when f and g fall on opposite sides of 1/2.
+
+Comparing two texts for an aspect and a virtue (``Comparison``) goes through a comparer:
+``PairwiseComparer`` puts both orders of the constitution's judge request to one of the judges
+above; ``PointwiseComparer`` asks the constitution's yes/no question about each text alone,
+scores it s = log P(Yes) - log P(No) (softmax over the two labels' logits) and gives
+P(a better) = sigmoid(s_a - s_b). Seeing one text at a time, it cannot have position bias (its
+two "orders" always agree). ``verdict`` turns P(a better) into
 'first', 'second', 'tie' (within ``tie_margin`` of 1/2) or 'failed' (no valid answer in either
 order); ties and failures are dropped by the caller and counted, never turned into a choice.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
 from typing import Protocol
 
 from .chat import ChatModel
+from .constitution import Constitution, Virtue
 
 LABELS = ("A", "B")
 _CHOICE = re.compile(r"^\W*(?i:(?:the\s+)?(?:answer|option|response|choice)\s*(?:is)?\s*:?\s*)?"
@@ -102,14 +111,75 @@ def judge_both_orders(judge: Judge, requests: list[tuple[str, str]]) -> list[Pai
     return [PairJudgement(p[i], p[n + i]) for i in range(n)]
 
 
+@dataclass(frozen=True)
+class Comparison:
+    """Which of ``first`` and ``second`` shows more of ``virtue`` for ``aspect``."""
+    aspect: str
+    virtue: Virtue
+    question: str
+    first: str
+    second: str
+
+
+class PairwiseComparer:
+    """Both orders of the constitution's judge request, through a request-level judge."""
+
+    def __init__(self, judge: Judge, cons: Constitution):
+        self.judge, self.cons = judge, cons
+
+    def __call__(self, items: list[Comparison]) -> list[PairJudgement]:
+        ask = self.cons.judge
+        return judge_both_orders(self.judge, [
+            (ask(c.aspect, c.virtue, c.question, c.first, c.second),
+             ask(c.aspect, c.virtue, c.question, c.second, c.first)) for c in items])
+
+
+class PointwiseComparer:
+    """Each text scored alone by the yes/no question; P(first better) = sigmoid(s1 - s2)."""
+
+    LABELS = ("Yes", "No")
+
+    def __init__(self, chat: ChatModel, cons: Constitution):
+        self.chat, self.cons = chat, cons
+        chat.label_ids(self.LABELS)  # fail early if a label is not one token
+
+    def scores(self, requests: list[str]) -> list[float]:
+        """log P(Yes) - log P(No) per request (the two labels' probabilities renormalised)."""
+        p = self.chat.label_probs(_user(requests), self.LABELS).double().clamp_min(1e-30)
+        return (p[:, 0].log() - p[:, 1].log()).tolist()
+
+    def __call__(self, items: list[Comparison]) -> list[PairJudgement]:
+        keys = {}
+        for c in items:
+            for text in (c.first, c.second):
+                keys.setdefault((c.aspect, c.virtue, c.question, text), None)
+        requests = [self.cons.pointwise(a, v, q, t) for a, v, q, t in keys]
+        for key, s in zip(keys, self.scores(requests) if requests else []):
+            keys[key] = s
+        out = []
+        for c in items:
+            d = (keys[(c.aspect, c.virtue, c.question, c.first)]
+                 - keys[(c.aspect, c.virtue, c.question, c.second)])
+            p = 1.0 / (1.0 + math.exp(-d)) if d > -700 else 0.0
+            out.append(PairJudgement(p, 1.0 - p))
+        return out
+
+
+def as_comparer(judge, cons: Constitution):
+    """A comparer as is; a request-level judge wrapped in ``PairwiseComparer``."""
+    return judge if isinstance(judge, (PairwiseComparer, PointwiseComparer)) else \
+        PairwiseComparer(judge, cons)
+
+
 def verdict(p_first: float | None, tie_margin: float) -> str:
     """'first', 'second', 'tie' (|p - 1/2| <= tie_margin) or 'failed' (p is None)."""
     if p_first is None:
         return "failed"
-    if abs(p_first - 0.5) <= tie_margin:
+    if abs(p_first - 0.5) <= tie_margin + 1e-12:  # (f + 1 - g) / 2 with f = g rounds off 1/2
         return "tie"
     return "first" if p_first > 0.5 else "second"
 
 
-__all__ = ["GenerateJudge", "Judge", "LABELS", "LogprobJudge", "PairJudgement",
-           "judge_both_orders", "parse_choice", "verdict"]
+__all__ = ["Comparison", "GenerateJudge", "Judge", "LABELS", "LogprobJudge", "PairJudgement",
+           "PairwiseComparer", "PointwiseComparer", "as_comparer", "judge_both_orders",
+           "parse_choice", "verdict"]

@@ -19,7 +19,7 @@ from ..reward_model.data import Preference
 from .aspects import ASPECTS, follow_up_replies, rm_inputs
 from .chat import ChatModel
 from .constitution import Constitution
-from .judge import Judge, judge_both_orders, verdict
+from .judge import Comparison, as_comparer, verdict
 
 
 def sample_answer_pairs(chat: ChatModel, prompts: list[str], questions: dict[str, str],
@@ -48,10 +48,12 @@ def aspect_text(row: dict, aspect: str, which: int, questions: dict[str, str]) -
     return f"{answer}\n[{questions[aspect]}] {row[aspect][which]}"
 
 
-def label_pairs(rows: list[dict], judge: Judge, cons: Constitution, virtues_per_comparison: int,
+def label_pairs(rows: list[dict], judge, cons: Constitution, virtues_per_comparison: int,
                 tie_margin: float, seed: int, chunk: int = 8
                 ) -> tuple[dict[str, list[Preference]], dict]:
-    """Preferences per aspect and the labelling report (counts and rates per aspect)."""
+    """Preferences per aspect and the labelling report (counts and rates per aspect). ``judge``:
+    a comparer (``judge.PointwiseComparer``) or a request-level judge, asked in both orders."""
+    compare = as_comparer(judge, cons)
     rng = random.Random(seed)
     plans = [cons.sample_virtues(rng, virtues_per_comparison) for _ in rows]
     prefs: dict[str, list[Preference]] = {a: [] for a in ASPECTS}
@@ -62,16 +64,15 @@ def label_pairs(rows: list[dict], judge: Judge, cons: Constitution, virtues_per_
         for start in track(range(0, len(rows), chunk), description=f"judge {aspect}"):
             batch = [(r, vs) for r, vs in zip(rows[start:start + chunk],
                                               plans[start:start + chunk])]
-            requests, owner = [], []
+            items, owner = [], []
             for k, (row, vs) in enumerate(batch):
                 a, b = (aspect_text(row, aspect, w, cons.follow_ups) for w in (0, 1))
                 if a.strip() == b.strip():
                     continue
                 for v in vs:
-                    q = row["prompt"]
-                    requests.append((cons.judge(aspect, v, q, a, b), cons.judge(aspect, v, q, b, a)))
+                    items.append(Comparison(aspect, v, row["prompt"], a, b))
                     owner.append((k, v.name))
-            judged = judge_both_orders(judge, requests) if requests else []
+            judged = compare(items) if items else []
             by_row: dict[int, list[float]] = {}
             for (k, vname), j in zip(owner, judged):
                 c["judgements"] += 1

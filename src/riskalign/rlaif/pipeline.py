@@ -61,8 +61,16 @@ def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
     return ChatModel(lm, tok, name, cfg.batch_size, cfg.temperature)
 
 
-def _judge(chat, mode: str):
-    from .judge import GenerateJudge, LogprobJudge
+JUDGE_MODES = ("pointwise", "logprob", "generate")  # auto's tie-break order
+
+
+def _judge(chat, mode: str, cons=None):
+    """The judge of ``mode``: a request-level judge (logprob, generate), or the pointwise
+    comparer, which needs the constitution's yes/no question."""
+    from .judge import GenerateJudge, LogprobJudge, PointwiseComparer
+
+    if mode == "pointwise":
+        return PointwiseComparer(chat, cons)
 
     return LogprobJudge(chat) if mode == "logprob" else GenerateJudge(chat)
 
@@ -129,10 +137,12 @@ class Pipeline:
         prompts = self.split("train")[:self.cfg.label_prompts]
         rows = sample_answer_pairs(policy, prompts, self.cons.follow_ups, self.cfg.answer_tokens,
                                    self.cfg.follow_up_tokens, self.cfg.batch_size)
-        prefs, report = label_pairs(rows, _judge(judge, self.cfg.judge_mode), self.cons,
+        validation, mode = self.validate_judge(judge)
+        prefs, report = label_pairs(rows, _judge(judge, mode, self.cons), self.cons,
                                     self.cfg.virtues_per_comparison, self.cfg.tie_margin,
                                     self.cfg.seed)
-        report = {"judge": judge_path, "judge_mode": self.cfg.judge_mode,
+        report = {"judge": judge_path, "judge_mode": mode,
+                  "judge_mode_setting": self.cfg.judge_mode, "validation": validation,
                   "virtues_per_comparison": self.cfg.virtues_per_comparison,
                   "tie_margin": self.cfg.tie_margin, "aspects": report}
         print(labelling_markdown(report))
@@ -151,6 +161,23 @@ class Pipeline:
             write_text(tmp / "report.json", json.dumps(report, indent=2))
 
         write_dir(self.out / "labels", write)
+
+    def validate_judge(self, judge) -> tuple[dict, str]:
+        """Every judge mode's accuracy on the validation pairs (printed), and the mode to use:
+        ``judge_mode``, or with ``auto`` the most accurate (ties: pointwise, logprob,
+        generate)."""
+        from .report import validation_markdown
+        from .validation import judge_accuracy, load_validation
+
+        rows = load_validation(self.cons, self.cfg.judge_validation)
+        results = {m: judge_accuracy(_judge(judge, m, self.cons), rows, self.cons,
+                                     self.cfg.tie_margin) for m in JUDGE_MODES}
+        mode = self.cfg.judge_mode
+        if mode == "auto":
+            mode = max(JUDGE_MODES, key=lambda m: (results[m]["accuracy"],
+                                                   -JUDGE_MODES.index(m)))
+        print(validation_markdown(results, mode))
+        return results, mode
 
     def reward(self) -> None:
         from ..reward_model.train import train_reward_models

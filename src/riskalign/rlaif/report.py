@@ -7,6 +7,21 @@ def _pct(x) -> str:
     return "n/a" if x is None else f"{100 * x:.1f}%"
 
 
+def validation_markdown(results: dict, chosen: str) -> str:
+    """Each judge mode's accuracy on the validation pairs, with its 95% Wilson interval."""
+    lines = ["## Judge accuracy on the validation pairs", "",
+             "| mode | accuracy (95% CI) | correct / pairs | ties | failed | order agreement | "
+             "action / motivation / consequence |", "|---|---|---|---|---|---|---|"]
+    for mode, r in results.items():
+        by = " / ".join(_pct(v) for v in r["accuracy_by_aspect"].values())
+        lines.append(f"| {mode}{' (used)' if mode == chosen else ''} | {_pct(r['accuracy'])} "
+                     f"({_pct(r['ci_low'])}-{_pct(r['ci_high'])}) | {r['correct']} / "
+                     f"{r['pairs']} | {r['ties']} | {r['failed']} | "
+                     f"{_pct(r['order_agreement'])} | {by} |")
+    lines += ["", "A judge no better than a coin scores 50%; ties and failures count as misses."]
+    return "\n".join(lines) + "\n"
+
+
 def labelling_markdown(report: dict) -> str:
     aspects = report["aspects"]
     lines = [f"## AI preference labels (judge {report['judge']}, {report['judge_mode']} mode, "
@@ -26,7 +41,10 @@ def labelling_markdown(report: dict) -> str:
     for a, r in aspects.items():
         by = r["order_agreement_by_virtue"]
         lines.append(f"| {a} | " + " | ".join(_pct(by.get(v)) for v in virtues) + " |")
-    return "\n".join(lines) + "\n"
+    body = "\n".join(lines) + "\n"
+    if report.get("validation"):
+        body = validation_markdown(report["validation"], report["judge_mode"]) + "\n" + body
+    return body
 
 
 def _cell(text: str, n: int = 220) -> str:

@@ -1,0 +1,101 @@
+"""The judge's validation pairs, accuracy with a Wilson interval, and the pointwise judge."""
+
+import json
+import math
+
+import pytest
+import torch
+
+from riskalign.rlaif.constitution import load_constitution
+from riskalign.rlaif.judge import PointwiseComparer
+from riskalign.rlaif.labelling import label_pairs
+from riskalign.rlaif.validation import (comparisons, judge_accuracy, load_validation,
+                                        wilson_interval)
+from riskalign.tasks import DataError
+
+CONS = load_constitution()
+
+
+class YesNoChat:
+    """Stands in for ChatModel.label_probs: P(Yes) from a function of the request text."""
+
+    def __init__(self, p_yes):
+        self.p_yes, self.requests = p_yes, []
+
+    def label_ids(self, labels):
+        return [0, 1]
+
+    def label_probs(self, conversations, labels):
+        assert labels == ("Yes", "No")
+        texts = [c[0]["content"] for c in conversations]
+        self.requests += texts
+        p = torch.tensor([self.p_yes(t) for t in texts])
+        return torch.stack([p, 1 - p], dim=1)
+
+
+def test_shipped_set_covers_every_virtue_and_aspect():
+    rows = load_validation(CONS)
+    assert len(rows) >= 60
+    cells = {(r["virtue"], r["aspect"]) for r in rows}
+    assert cells == {(v.name, a) for v in CONS.virtues
+                     for a in ("action", "motivation", "consequence")}
+    assert all(r["better"] != r["worse"] or r["better_reply"] != r["worse_reply"] for r in rows)
+
+
+def test_wilson_interval_by_hand():
+    # k = 45 of n = 60: p = 0.75, z = 1.96; centre = (p + z^2/2n) / (1 + z^2/n)
+    z, n, p = 1.959963984540054, 60, 0.75
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    assert wilson_interval(45, 60) == pytest.approx((centre - half, centre + half))
+    assert wilson_interval(45, 60) == pytest.approx((0.6277, 0.8422), abs=1e-4)  # worked by hand
+
+
+def test_pointwise_scores_each_text_alone_by_hand():
+    """P(first better) = sigmoid(s1 - s2), s = log P(Yes) - log P(No); each distinct text is
+    asked once; the verdict cannot depend on the order shown."""
+    chat = YesNoChat(lambda t: 0.8 if "GOOD" in t else 0.2)
+    comparer = PointwiseComparer(chat, CONS)
+    rows = [{"virtue": "Honesty", "aspect": "action", "question": "q", "better": "GOOD",
+             "worse": "bad"}]
+    [j] = comparer(comparisons(rows, CONS))
+    d = math.log(0.8 / 0.2) - math.log(0.2 / 0.8)
+    assert j.p_first == pytest.approx(1 / (1 + math.exp(-d)))
+    assert j.agree and len(chat.requests) == 2
+    assert "Does this response show Honesty" in chat.requests[0]
+    res = judge_accuracy(comparer, rows * 3, CONS)
+    assert (res["correct"], res["accuracy"], res["order_agreement"]) == (3, 1.0, 1.0)
+
+
+def test_accuracy_counts_ties_and_position_bias_as_misses():
+    """A judge that always says 'A' is right in one order and wrong in the other: ties."""
+    rows = load_validation(CONS)
+    res = judge_accuracy(lambda requests: [0.9] * len(requests), rows, CONS)
+    assert res["correct"] == 0 and res["ties"] == len(rows) and res["order_agreement"] == 0.0
+    assert res["ci_low"] == 0.0 and res["ci_high"] < 0.07
+
+
+def test_label_pairs_with_the_pointwise_judge():
+    rows = [{"prompt": "p", "answers": ["GOOD answer", "plain"], "motivation": ["m", "x"],
+             "consequence": ["y", "z"]},
+            {"prompt": "q", "answers": ["same", "same!"], "motivation": ["m", "x"],
+             "consequence": ["y", "GOOD"]}]
+    prefs, report = label_pairs(rows, PointwiseComparer(
+        YesNoChat(lambda t: 0.9 if "GOOD" in t else 0.1), CONS), CONS, 1, 0.05, seed=0)
+    assert prefs["action"][0].chosen == "Assistant: GOOD answer"
+    # the consequence text holds the answer too: row p by its answer, row q by its reply
+    assert [p.chosen.rsplit("Assistant: ", 1)[1] for p in prefs["consequence"]] == ["y", "GOOD"]
+    assert report["consequence"]["order_agreement"] == 1.0
+    assert report["action"]["ties"] == 1   # "same" against "same!": equal scores, no preference
+
+
+def test_bad_validation_rows_are_named(tmp_path):
+    f = tmp_path / "v.jsonl"
+    f.write_text(json.dumps({"virtue": "Courage", "aspect": "action", "question": "q",
+                             "better": "a", "worse": "b"}) + "\n")
+    with pytest.raises(DataError, match="line 1: virtue 'Courage'"):
+        load_validation(CONS, f)
+    f.write_text(json.dumps({"virtue": "Honesty", "aspect": "motivation", "question": "q",
+                             "better": "a", "worse": "a"}) + "\n")
+    with pytest.raises(DataError, match="line 1: missing better_reply, worse_reply"):
+        load_validation(CONS, f)
