@@ -184,6 +184,27 @@ def test_tail_minibatches_by_hand(tiny_model_dir, tmp_path, monkeypatch, minibat
     assert seen == sizes
 
 
+def test_a_tail_smaller_than_the_step_count_takes_one_step_per_trajectory(tiny_model_dir,
+                                                                          tmp_path, monkeypatch):
+    """B = 16, mini_batch_size 2 (8 steps per epoch), B0 = 4: 4 steps of one trajectory each,
+    never an empty minibatch filled with a repeated trajectory."""
+    import riskalign.ppo.trainer as trainer_mod
+
+    seen, real = [], trainer_mod.policy_loss
+
+    def recording(logprobs, *args, **kwargs):
+        seen.append(logprobs.shape[0])
+        return real(logprobs, *args, **kwargs)
+
+    monkeypatch.setattr(trainer_mod, "policy_loss", recording)
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=1", "risk.alpha=0.25",
+                   "risk.warm_start=0", "risk.rho=0.5", "ppo.mini_batch_size=2",
+                   "log.checkpoint_every=100")
+    trainer, _ = build_trainer(cfg)
+    assert trainer.step()["kept"] == 4
+    assert seen == [1] * 8   # 2 epochs x 4
+
+
 def test_kl_controller_rate_does_not_shrink_with_the_tail(tiny_model_dir, tmp_path):
     """beta_1 = beta_0 (1 + clip((KL - target) / target, +-0.2) * B / horizon) with B = 16, the
     whole batch, although only B0 = 4 trajectories train."""
@@ -196,3 +217,18 @@ def test_kl_controller_rate_does_not_shrink_with_the_tail(tiny_model_dir, tmp_pa
     error = min(max((first["kl"] - 0.5) / 0.5, -0.2), 0.2)
     assert trainer.kl_ctl.value == pytest.approx(0.01 * (1 + error * 16 / 100), rel=1e-12)
     assert trainer.step()["beta"] == pytest.approx(0.01 * (1 + error * 16 / 100), rel=1e-12)
+
+
+def test_checkpoints_from_before_new_settings_resume_as_they_trained():
+    """A saved config without precision / ppo.minibatches / task.validation reads as fp32,
+    'kept' and 0: it matches a run asking for those, and names the key that differs otherwise."""
+    from riskalign.config import RunConfig, to_dict
+    from riskalign.ppo.trainer import _first_difference, _training_keys, _with_legacy
+
+    now = to_dict(RunConfig(precision="auto"))
+    old = _training_keys(now)
+    del old["precision"], old["ppo"]["minibatches"], old["task"]["validation"]
+    same = RunConfig(precision="fp32")
+    same.ppo.minibatches = "kept"
+    assert _with_legacy(old) == _training_keys(to_dict(same))
+    assert _first_difference(_with_legacy(old), _training_keys(now)) == "ppo.minibatches"

@@ -24,8 +24,9 @@ def test_auto_follows_the_hardware_check(monkeypatch):
 
 def test_cpu_check_reads_both_bf16_flags(monkeypatch):
     for avx512, amx, expected in ((False, False, False), (True, False, True), (False, True, True)):
-        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512: v)
-        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v)
+        monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda v=avx512: v,
+                            raising=False)
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda v=amx: v, raising=False)
         assert precision.cpu_has_native_bf16() is expected
 
 
@@ -92,6 +93,20 @@ def test_generation_copy_is_bf16_merged_and_refreshed(tiny_model_dir):
     gen.refresh(policy.lm)
     for name, p in gen.model.named_parameters():
         assert torch.equal(p, merged[name].to(torch.bfloat16)), name
+
+
+def test_trainer_refreshes_the_bf16_copy_after_each_update(tiny_model_dir, tmp_path):
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "precision=bf16", "ppo.total_iterations=1",
+                   "model.lora.enabled=true", "log.checkpoint_every=100")
+    trainer, _ = build_trainer(cfg)
+    trainer.step()
+    copy_model = trainer.generator.copy.model
+    merged = precision.merged_weights(trainer.policy.lm)
+    for name, p in copy_model.named_parameters():
+        assert torch.equal(p, merged[name].to(torch.bfloat16)), name
+    assert any(not torch.equal(p.float(), merged[n]) for n, p in copy_model.named_parameters())
+    rope = [b for n, b in copy_model.named_buffers() if "inv_freq" in n]
+    assert rope and all(b.dtype == torch.float32 for b in rope)   # buffers stay float32
 
 
 def _first_ratio(monkeypatch, trainer) -> torch.Tensor:

@@ -1,7 +1,8 @@
 """Mixed precision: ``precision: auto | fp32 | bf16``, one setting for every command.
 
 ``auto`` picks bf16 where the hardware multiplies bfloat16 natively (CPU flags ``avx512_bf16``
-or ``amx_bf16``; on CUDA ``torch.cuda.is_bf16_supported()``), else fp32. Elsewhere bf16 is
+or ``amx_bf16``; on CUDA ``torch.cuda.is_bf16_supported(including_emulation=False)``), else
+fp32. Elsewhere bf16 is
 emulated and several times slower than float32, so ``auto`` never picks it there. ``use`` is
 called once per run (by ``runtime.configure``) and prints the choice once.
 
@@ -10,12 +11,13 @@ bf16 here is mixed precision, not bf16 training:
 - in bf16 under ``torch.autocast``: the matrix multiplies of every model forward and backward
   pass (policy, reference, value trunk, reward models, judge): linear layers, attention
   products and the LM head, whose logits come out in bf16;
-- in float32: master weights and optimizer state (models load in float32), normalisation and
-  softmax inside the models (autocast keeps them in float32), the log-softmax over the
-  vocabulary (logits are upcast first), log-probs, entropy, the value head, rewards, advantages,
-  losses and KL;
-- sampling runs on a bf16 copy of the policy (LoRA adapters merged in, ``GenerationCopy``),
-  refreshed after each PPO update. Its tokens are all that is kept from generation: the log-probs
+- in float32: master weights and optimizer state (models load in float32), normalisation
+  layers (autocast keeps them in float32; the attention softmax inside PyTorch's fused
+  attention runs at the kernel's precision), the log-softmax over the vocabulary (logits are
+  upcast first), log-probs, entropy, the value head, rewards, advantages, losses and KL;
+- sampling runs on a bf16 copy of the policy's parameters (LoRA adapters merged in, buffers
+  such as the rotary frequencies kept float32: ``GenerationCopy``), refreshed after each PPO
+  update; a 4-bit quantised policy samples from itself under autocast instead. Its tokens are all that is kept from generation: the log-probs
   stored at rollout time ("old"), the reference log-probs and those of the update all come
   through the same autocast forward of the float32 model, so the policy ratio on the first
   minibatch is 1 up to float noise.
@@ -52,8 +54,11 @@ def native_bf16(device: torch.device | str | None = None) -> bool:
     """Whether ``device`` (default: CUDA when visible, else the CPU) computes bf16 natively."""
     kind = torch.device(device).type if device is not None else (
         "cuda" if torch.cuda.is_available() else "cpu")
-    if kind == "cuda":
-        return torch.cuda.is_bf16_supported()
+    if kind == "cuda":  # compute capability 8+ (Ampere on); older GPUs only emulate bf16
+        try:
+            return torch.cuda.is_bf16_supported(including_emulation=False)
+        except TypeError:
+            return torch.cuda.get_device_capability()[0] >= 8
     return kind == "cpu" and cpu_has_native_bf16()
 
 
@@ -110,6 +115,11 @@ def merged_weights(lm: torch.nn.Module) -> dict[str, torch.Tensor]:
     return out
 
 
+def can_copy(lm: torch.nn.Module) -> bool:
+    """False for a 4-bit quantised LM (its packed weights cannot be cast or merged into)."""
+    return not getattr(lm, "is_loaded_in_4bit", False)
+
+
 class GenerationCopy:
     """A bf16 copy of a policy LM for sampling, LoRA merged; ``refresh`` copies the current
     weights in (after each PPO update). Holds ``model`` (a plain causal LM, eval mode)."""
@@ -117,8 +127,10 @@ class GenerationCopy:
     def __init__(self, lm: torch.nn.Module):
         plain = lm.get_base_model() if hasattr(lm, "get_base_model") else lm
         with _adapters_hidden(lm):
-            self.model = copy.deepcopy(plain).to(torch.bfloat16).eval()
+            self.model = copy.deepcopy(plain).eval()
         self.model.requires_grad_(False)
+        for p in self.model.parameters():  # parameters only: buffers (RoPE) stay float32
+            p.data = p.data.to(torch.bfloat16)
         self.refresh(lm)
 
     @torch.no_grad()
@@ -152,5 +164,5 @@ def _adapters_hidden(lm: torch.nn.Module):
             setattr(parent, child, module)
 
 
-__all__ = ["GenerationCopy", "MODES", "autocast", "cpu_has_native_bf16", "merged_weights", "mode",
+__all__ = ["GenerationCopy", "MODES", "autocast", "can_copy", "cpu_has_native_bf16", "merged_weights", "mode",
            "native_bf16", "resolve", "use"]

@@ -32,6 +32,7 @@ from .eval.plots import plot_tail_during_training
 from .eval.run import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
 from .rewards import prompt_scores
 from .sft import SFTConfig, run_sft
+from .runtime import configure
 from .train import run_ppo
 
 METHODS = ("rlhf", "ra-rlhf")
@@ -81,9 +82,13 @@ class StudyConfig:
         check_precision(self.precision)
         _check(self.risk.alpha < 1, "risk.alpha", "< 1 (alpha = 1 is plain RLHF)",
                self.risk.alpha)
-        _check(self.eval.task.validation == self.rl.task.validation, "eval.task.validation",
-               f"equal to rl.task.validation ({self.rl.task.validation}), so that the "
-               "validation prompts are the ones PPO never sees", self.eval.task.validation)
+        for k in ("name", "data_path", "validation"):  # what decides the validation prompts
+            _check(getattr(self.eval.task, k) == getattr(self.rl.task, k), f"eval.task.{k}",
+                   f"equal to rl.task.{k} ({getattr(self.rl.task, k)!r}), so that the "
+                   "validation prompts are the ones PPO never sees", getattr(self.eval.task, k))
+        _check(20.0 in self.eval.tail_percents, "eval.tail_percents",
+               "a list holding 20 (the study's verdict is on the worst 20% of prompts)",
+               self.eval.tail_percents)
         self.sft.validate()
         self.rl.validate()
         self.risk.validate("risk")
@@ -160,6 +165,7 @@ def _record_sft(out: Path, sft_dir: Path) -> None:
 
 
 def run_study(cfg: StudyConfig) -> dict:
+    configure(cfg.threads, cfg.precision)  # before the prompt scores and any sampling
     out = Path(cfg.output_dir)
     _check_same_study(out, cfg)
     work, raw_dir, log_dir = out / "work", out / "raw", out / "logs"

@@ -17,6 +17,7 @@ from pathlib import Path
 import torch
 from rich.progress import Progress
 
+from .. import precision
 from ..atomic import write_text
 from ..config import (RewardConfig, TaskConfig, _check, check_precision, opt, precision_opt,
                       to_dict)
@@ -111,6 +112,8 @@ class EvalConfig:
             _check(bool(sep and name.strip() and paths.strip()), "models",
                    "entries like 'name=path'", spec)
             _check(name not in out, "models", "entries with distinct names", spec)
+            _check(name.strip() != "paired", "models", "names other than 'paired' (the "
+                   "paired section of metrics.json)", spec)
             parts = [p.strip() for p in paths.split(",")]
             _check(len(parts) in (1, len(self.seeds)), "models",
                    f"one path or one per seed ({len(self.seeds)})", spec)
@@ -137,7 +140,8 @@ def _fingerprint(cfg: EvalConfig, path: str, seed: int, scorer: str, first: str)
                      "reference_label", "ppl_window", "ppl_stride", "task", "reward",
                      "samples_per_prompt", "split")}
     blob = json.dumps({"model": _model_stamp(path), "seed": seed, "scorer": _model_stamp(scorer),
-                       "prompts_from": _model_stamp(first), **keep}, sort_keys=True)
+                       "prompts_from": _model_stamp(first), "precision": precision.mode(),
+                       **keep}, sort_keys=True)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 

@@ -34,7 +34,9 @@ class Dist:
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             from accelerate import Accelerator
 
-            self.accelerator = Accelerator(cpu=not torch.cuda.is_available())
+            # riskalign's own `precision` setting decides autocast, not accelerate's config
+            self.accelerator = Accelerator(cpu=not torch.cuda.is_available(),
+                                           mixed_precision="no")
             self.world = self.accelerator.num_processes
             self.rank = self.accelerator.process_index
             self.device = self.accelerator.device

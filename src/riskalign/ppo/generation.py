@@ -8,6 +8,7 @@ PPO update, for engines that hold their own copy of the policy.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -56,7 +57,8 @@ def generate(policy, tokenizer, prompts: list[str], settings: GenerationSettings
     from transformers import GenerationConfig
 
     if sampler is None:
-        sampler = GenerationCopy(policy.lm).model if precision.mode() == "bf16" else policy.lm
+        bf16_copy = precision.mode() == "bf16" and precision.can_copy(policy.lm)
+        sampler = GenerationCopy(policy.lm).model if bf16_copy else policy.lm
     enc = tokenizer(prompts, return_tensors="pt", padding=True, padding_side="left",
                     add_special_tokens=False).to(policy.device)
     gen_cfg = GenerationConfig(
@@ -69,9 +71,13 @@ def generate(policy, tokenizer, prompts: list[str], settings: GenerationSettings
     was_training = policy.training
     policy.eval()
     for i in range(0, len(prompts), batch_size):
-        out = sampler.generate(input_ids=enc.input_ids[i:i + batch_size],
-                                 attention_mask=enc.attention_mask[i:i + batch_size],
-                                 generation_config=gen_cfg)
+        # autocast only for a float32 sampler in bf16 mode (the 4-bit case); a bf16 copy runs as is
+        ctx = (precision.autocast(enc.input_ids.device) if sampler is policy.lm
+               else contextlib.nullcontext())
+        with ctx:
+            out = sampler.generate(input_ids=enc.input_ids[i:i + batch_size],
+                                   attention_mask=enc.attention_mask[i:i + batch_size],
+                                   generation_config=gen_cfg)
         responses.append(out[:, P:])
     policy.train(was_training)
     T = max(r.shape[1] for r in responses)
@@ -93,9 +99,10 @@ class HFGenerator:
 
     def generate(self, policy, tokenizer, prompts: list[str], settings: GenerationSettings,
                  batch_size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if precision.mode() == "bf16" and self.copy is None:
+        bf16_copy = precision.mode() == "bf16" and precision.can_copy(policy.lm)
+        if bf16_copy and self.copy is None:
             self.copy = GenerationCopy(policy.lm)
-        sampler = self.copy.model if self.copy is not None else policy.lm
+        sampler = self.copy.model if bf16_copy else policy.lm
         return generate(policy, tokenizer, prompts, settings, batch_size, sampler)
 
     def update_weights(self, policy) -> None:

@@ -170,8 +170,10 @@ class PPOTrainer:
         d = self.dist
         mb_size = p.mini_batch_size // d.world
         cut = len(stand_in) if (p.minibatches == "batch" and stand_in is not None) else n
-        # every process takes the same number of steps, even with unequal tails
-        n_steps = int(d.reduce(torch.tensor(-(-cut // mb_size), device=d.device), "max").item())
+        # every process takes the same number of steps, even with unequal tails; a tail smaller
+        # than the whole batch's step count takes one step per trajectory (no empty minibatch)
+        local = min(-(-cut // mb_size), n) if cut != n else -(-n // mb_size)
+        n_steps = int(d.reduce(torch.tensor(local, device=d.device), "max").item())
         if n == 0:  # no trajectory of this process trains: zero-weighted stand-ins keep it in step
             ro = stand_in.subset(torch.zeros(1, dtype=torch.long))
             advantages, returns = torch.zeros_like(ro.values), torch.zeros_like(ro.values)
@@ -229,7 +231,7 @@ class PPOTrainer:
         if path is None:
             return False
         state = load_checkpoint(path, self.policy)
-        saved = json.loads(state["config"])
+        saved = _with_legacy(json.loads(state["config"]))
         now = _training_keys(to_dict(self.cfg))
         if saved != now:
             key = _first_difference(saved, now)
@@ -261,9 +263,30 @@ class PPOTrainer:
         return history
 
 
+# settings added after a checkpoint was written: the behaviour it was trained with
+_LEGACY = {"precision": "fp32", "ppo": {"minibatches": "kept"}, "task": {"validation": 0}}
+
+
 def _training_keys(cfg: dict) -> dict:
-    """The config sections that change the result (logging and paths may differ on resume)."""
-    return {k: v for k, v in cfg.items() if k not in ("log", "output_dir", "threads")}
+    """The config sections that change the result (logging and paths may differ on resume),
+    with ``precision`` as resolved on this machine (auto may differ between machines)."""
+    from ..precision import resolve
+
+    keys = {k: v for k, v in cfg.items() if k not in ("log", "output_dir", "threads")}
+    if "precision" in keys:
+        keys["precision"] = resolve(keys["precision"])
+    return keys
+
+
+def _with_legacy(saved: dict) -> dict:
+    """A saved config with the settings it predates filled in as they behaved then."""
+    out = dict(saved)
+    for k, v in _LEGACY.items():
+        if isinstance(v, dict):
+            out[k] = {**v, **out.get(k, {})}
+        else:
+            out.setdefault(k, v)
+    return out
 
 
 def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
