@@ -241,7 +241,8 @@ def test_ppo_ensemble_methods_compose_with_risk(tiny_model_dir, ensemble_dir, tm
 def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp_path):
     out = tmp_path / "overopt"
     args = ["overopt", "--output-dir", str(out), f"policy={tiny_model_dir}",
-            "methods=[mean,adaptive]", "eval_every=1", "eval_prompts=4",
+            "methods=[mean,adaptive]", "eval_every=1", "eval_prompts=4", "seeds=[0,1]",
+            "kl_match_tries=1", "kl_tolerance=0.01",
             "prefs.train_pairs=24", "prefs.test_pairs=8", "prefs.reward.kind=python",
             "prefs.reward.function=easy_rewards:short_text", "prefs.task.new_tokens=6",
             "prefs.task.min_new_tokens=2", f"reward.backbone={tiny_encoder_dir}",
@@ -251,14 +252,26 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
             "rl.task.new_tokens=6", "rl.task.min_new_tokens=6", "rl.log.tensorboard=false"]
     assert main(args) == 0
     results = json.loads((out / "results.json").read_text())
-    assert set(results) == {"mean", "adaptive"}
+    assert set(results) == {"mean", "adaptive", "adaptive-kl-matched"}
     for r in results.values():
-        assert {"best_gold", "final_gold", "final_proxy", "final_kl"} <= set(r)
-        assert [c["iteration"] for c in r["curve"]] == [0, 1, 2]
+        assert {"best_gold", "final_gold", "final_proxy", "final_kl", "train_kl"} <= set(r)
+        assert [c["iteration"] for c in r["curve"]] == [0, 1, 2] and r["seeds"] == [0, 1]
         assert r["curve"][0]["heldout_kl"] == pytest.approx(0.0, abs=1e-5)  # starting policy
-    # both methods start from the same policy and held-out samples
+    # every method starts from the same policy and held-out samples
     assert results["mean"]["start_gold"] == results["adaptive"]["start_gold"]
-    for f in ("overopt_curves.png", "report.md", "prefs/train.jsonl", "ensemble/manifest.json"):
+    d = results["adaptive"]["final_gold_minus_mean"]
+    assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+    assert d["diff"] == pytest.approx(results["adaptive"]["final_gold"]
+                                      - results["mean"]["final_gold"], abs=1e-9)
+    # the KL match rescaled adaptive's coefficient by the ratio of training KLs (one try)
+    m, a = results["adaptive-kl-matched"], results["adaptive"]
+    assert m["target_train_kl_by_seed"] == results["mean"]["train_kl_by_seed"]
+    for coef, ka, km in zip(m["kl_coef_by_seed"], a["train_kl_by_seed"],
+                            m["target_train_kl_by_seed"]):
+        tried = 0.05 * min(10.0, max(0.1, ka / km))
+        assert coef in (0.05, pytest.approx(tried))   # the try, or the first run if closer
+    for f in ("overopt_curves.png", "gold_vs_kl.png", "report.md", "prefs/train.jsonl",
+              "ensemble/manifest.json", "mean/seed-1/final_probe.json"):
         assert (out / f).exists(), f
 
 

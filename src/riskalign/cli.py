@@ -160,11 +160,14 @@ def cmd_overopt(args) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="held-out gold reward under proxy optimisation")
-    for col in ("method", "best gold", "final gold", "final proxy", "final KL"):
+    table = Table(title="held-out gold reward under proxy optimisation (means over seeds)")
+    for col in ("method", "best gold", "final gold", "minus mean [95% CI]", "final proxy",
+                "final KL"):
         table.add_column(col, justify="right")
     for m, r in results.items():
+        d = r.get("final_gold_minus_mean")
         table.add_row(m, f"{r['best_gold']:+.3f}", f"{r['final_gold']:+.3f}",
+                      f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "-",
                       f"{r['final_proxy']:+.3f}", f"{r['final_kl']:.2f}")
     Console().print(table)
 

@@ -3,11 +3,15 @@
 A gold reward judges while PPO optimises a learned proxy (Gao et al.'s semi-synthetic setup):
 1. the starting policy answers each prompt twice and the gold reward labels the pair -> ``prefs/``;
 2. an ensemble of proxy reward models is trained on those labels -> ``ensemble/``;
-3. PPO from the same policy, seed and budget for each ensemble method (single, mean, min, uwo,
-   adaptive) -> ``<method>/``; every ``eval_every`` iterations, on held-out prompts: mean gold
-   reward, mean proxy reward (the ensemble's standardised member mean) and KL to the reference
-   (sum over response tokens of log pi - log pi_ref, mean over samples);
-4. ``results.json``, ``overopt_curves.png`` and ``report.md``.
+3. per training seed, PPO from the same policy and budget for each ensemble method (single,
+   mean, min, uwo, adaptive) -> ``<method>/seed-<s>/``; every ``eval_every`` iterations, on
+   held-out prompts: mean gold reward, mean proxy reward (the ensemble's standardised member
+   mean) and KL to the reference (sum over response tokens of log pi - log pi_ref, mean over
+   samples); with ``kl_match``, ``adaptive`` again at a KL matched to ``mean``'s
+   (``adaptive-kl-matched/``);
+4. ``results.json`` (per method: figures averaged over seeds, the final gold minus ``mean``'s per
+   prompt and seed with a 95% bootstrap interval), ``overopt_curves.png``, ``gold_vs_kl.png``
+   (gold against sqrt(KL), Gao et al.'s frontier) and ``report.md``.
 Each stage is skipped when its output exists, and PPO runs resume from their checkpoints.
 """
 
@@ -25,7 +29,7 @@ from rich.console import Console
 from .atomic import write_text
 from .config import RunConfig, _check, check_precision, opt, precision_opt
 from .demo import cpu_rl_defaults, cpu_task
-from .eval.plots import plot_overopt_curves
+from .eval.plots import plot_gold_vs_kl, plot_overopt_curves
 from .models import gpu_of, load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings, collect
 from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
@@ -54,6 +58,14 @@ class OveroptConfig:
                           "coefficient every method starts from).")
     eval_every: int = opt(4, "Held-out gold / proxy / KL every this many iterations.")
     eval_prompts: int = opt(48, "Held-out prompts for those figures.")
+    seeds: list[int] = opt([0, 1, 2], "Training seeds; each runs every method (seed s also "
+                                      "samples the held-out figures with seed s + 777).")
+    kl_match: bool = opt(True, "Also run adaptive at a KL matched to mean's (needs both "
+                               "methods): its initial KL coefficient is rescaled by the ratio "
+                               "of training KLs until its final training KL is within "
+                               "kl_tolerance of mean's (never chosen from gold).")
+    kl_tolerance: float = opt(0.2, "Relative tolerance of the KL match.")
+    kl_match_tries: int = opt(3, "Most extra runs per seed for the KL match.")
     threads: int = opt(2, "torch CPU threads.")
     precision: str = precision_opt()
     prefs: SyntheticPrefsConfig = field(
@@ -72,6 +84,10 @@ class OveroptConfig:
                f"a non-empty list from {', '.join(ENSEMBLE_METHODS)}", self.methods)
         _check(self.eval_every >= 1, "eval_every", ">= 1", self.eval_every)
         _check(self.eval_prompts >= 1, "eval_prompts", ">= 1", self.eval_prompts)
+        _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
+               "a non-empty list of distinct seeds", self.seeds)
+        _check(0 < self.kl_tolerance < 1, "kl_tolerance", "in (0, 1)", self.kl_tolerance)
+        _check(self.kl_match_tries >= 0, "kl_match_tries", ">= 0", self.kl_match_tries)
         _check(self.lam > 0, "lam", "> 0", self.lam)
         check_precision(self.precision)
         if any(m in ("uwo", "adaptive") for m in self.methods):
@@ -98,7 +114,8 @@ class HeldOutProbe:
                          self.batch_size, {})
         proxy = self.proxy(ro.prompts, ro.completions)
         return {"heldout_gold": ro.scores.mean().item(), "heldout_proxy": proxy.mean().item(),
-                "heldout_kl": (ro.logprobs - ro.ref_logprobs).sum(1).mean().item()}
+                "heldout_kl": (ro.logprobs - ro.ref_logprobs).sum(1).mean().item(),
+                "heldout_gold_per_prompt": ro.scores.tolist()}
 
 
 def run_overopt(cfg: OveroptConfig) -> dict:
@@ -106,7 +123,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     t_all = time.perf_counter()
-    stages = 2 + len(cfg.methods)
+    stages = 2 + len(cfg.seeds)
 
     console.rule(f"[bold]stage 1/{stages}: gold-labelled preference pairs")
     prefs = copy.deepcopy(cfg.prefs)
@@ -130,59 +147,139 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     task = load_task(cfg.rl.task, tokenizer, cfg.rl.seed)
     p = cfg.rl.ppo
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, p.temperature, p.top_k, p.top_p)
-    probe = HeldOutProbe(task.test.texts[:cfg.eval_prompts], gold, proxy, cfg.rl.seed + 777, gen,
-                         p.forward_batch_size)
-
-    def on_step(trainer, stats: dict) -> None:
-        if stats["iteration"] % cfg.eval_every == 0 or stats["iteration"] == trainer.total:
-            stats.update(probe(trainer.policy, trainer.ref, trainer.tokenizer))
-
-    curves = {}
-    for i, method in enumerate(cfg.methods):
-        console.rule(f"[bold]stage {3 + i}/{stages}: PPO on the proxy, method {method}")
-        rl = copy.deepcopy(cfg.rl)
-        rl.model.policy, rl.threads, rl.precision = cfg.policy, cfg.threads, cfg.precision
-        rl.output_dir = str(out / method)
-        rl.reward.kind, rl.reward.model = "ensemble", str(out / "ensemble")
-        rl.reward.ensemble_method, rl.reward.lam = method, cfg.lam
-        run_dir = Path(rl.output_dir)
-        start = _start_point(out, cfg, probe, tokenizer)
-        if not (run_dir / "summary.json").exists():
-            run_ppo(rl, resume=(run_dir / "checkpoints" / "latest").exists(), title=method,
-                    on_step=on_step)
-        logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
-        curves[method] = [{"iteration": 0, **start}] + [
-            {k: h[k] for k in ("iteration", "heldout_gold", "heldout_proxy", "heldout_kl")}
-            for h in logs if "heldout_gold" in h]
-    results = {m: _summary(c) for m, c in curves.items()}
+    prompts = task.test.texts[:cfg.eval_prompts]
+    runs: dict[str, list[dict]] = {}
+    for k, seed in enumerate(cfg.seeds):
+        console.rule(f"[bold]stage {3 + k}/{stages}: PPO on the proxy, seed {seed}")
+        probe = HeldOutProbe(prompts, gold, proxy, seed + 777, gen, p.forward_batch_size)
+        start = _start_point(out, cfg, probe, tokenizer, seed)
+        for method in cfg.methods:
+            runs.setdefault(method, []).append(
+                _run(cfg, out, method, method, seed, p.init_kl_coef, probe, start))
+        if cfg.kl_match and {"mean", "adaptive"} <= set(cfg.methods):
+            runs.setdefault(KL_MATCHED, []).append(
+                _kl_matched(cfg, out, seed, runs["adaptive"][-1], runs["mean"][-1]["train_kl"],
+                            probe, start))
+    results = _summarise(runs)
     write_text(out / "results.json", json.dumps(results, indent=2))
+    curves = {m: r["curve"] for m, r in results.items()}
     plot_overopt_curves(curves, out / "overopt_curves.png")
+    plot_gold_vs_kl(curves, out / "gold_vs_kl.png")
     minutes = (time.perf_counter() - t_all) / 60
     _write_report(out, cfg, results, minutes)
     console.print(f"overopt finished in {minutes:.1f} min; report: {out / 'report.md'}")
     return results
 
 
-def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer) -> dict:
-    """Held-out figures of the starting policy (iteration 0), computed once."""
-    f = out / "start.json"
+KL_MATCHED = "adaptive-kl-matched"
+
+
+def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_coef: float,
+         probe: "HeldOutProbe", start: dict) -> dict:
+    """One PPO run on the proxy (resumable; skipped when done) -> its held-out curve, the final
+    gold reward per held-out prompt, its training-side KL and its initial KL coefficient."""
+    rl = copy.deepcopy(cfg.rl)
+    rl.model.policy, rl.threads, rl.precision = cfg.policy, cfg.threads, cfg.precision
+    rl.seed, rl.ppo.init_kl_coef = seed, kl_coef
+    rl.output_dir = str(out / name / f"seed-{seed}")
+    rl.reward.kind, rl.reward.model = "ensemble", str(out / "ensemble")
+    rl.reward.ensemble_method, rl.reward.lam = method, cfg.lam
+    run_dir = Path(rl.output_dir)
+
+    def on_step(trainer, stats: dict) -> None:
+        last = stats["iteration"] == trainer.total
+        if stats["iteration"] % cfg.eval_every == 0 or last:
+            figures = probe(trainer.policy, trainer.ref, trainer.tokenizer)
+            per_prompt = figures.pop("heldout_gold_per_prompt")
+            stats.update(figures)
+            if last:
+                write_text(run_dir / "final_probe.json", json.dumps(per_prompt))
+
+    if not (run_dir / "summary.json").exists():
+        run_ppo(rl, resume=(run_dir / "checkpoints" / "latest").exists(),
+                title=f"{name} seed {seed}", on_step=on_step)
+    logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    tail = logs[-min(4, len(logs)):]
+    return {"seed": seed, "kl_coef": kl_coef,
+            "train_kl": sum(h["kl"] for h in tail) / len(tail),
+            "gold_per_prompt": json.loads((run_dir / "final_probe.json").read_text()),
+            "curve": [{"iteration": 0, **start}] + [
+                {k: h[k] for k in ("iteration", "heldout_gold", "heldout_proxy", "heldout_kl")}
+                for h in logs if "heldout_gold" in h]}
+
+
+def _kl_matched(cfg: OveroptConfig, out: Path, seed: int, adaptive: dict, target: float,
+                probe: "HeldOutProbe", start: dict) -> dict:
+    """``adaptive`` with an initial KL coefficient chosen so that its training KL (mean batch
+    KL of the last 4 iterations; never the gold reward) lands within ``kl_tolerance`` of
+    ``mean``'s: each try scales the last coefficient by the ratio of the two KLs. The closest
+    run is kept, with ``matched`` saying whether it is within the tolerance."""
+    best = run = adaptive
+    for k in range(cfg.kl_match_tries):
+        if abs(run["train_kl"] / target - 1) <= cfg.kl_tolerance:
+            break
+        coef = run["kl_coef"] * min(10.0, max(0.1, run["train_kl"] / target))
+        run = _run(cfg, out, f"{KL_MATCHED}/try-{k + 1}", "adaptive", seed, coef, probe, start)
+        if abs(run["train_kl"] / target - 1) < abs(best["train_kl"] / target - 1):
+            best = run
+    return {**best, "target_train_kl": target,
+            "matched": abs(best["train_kl"] / target - 1) <= cfg.kl_tolerance}
+
+
+def _mean_curve(curves: list[list[dict]]) -> list[dict]:
+    """Point-wise mean over seeds of held-out curves (their common iterations)."""
+    n = min(len(c) for c in curves)
+    return [{"iteration": curves[0][i]["iteration"],
+             **{k: sum(c[i][k] for c in curves) / len(curves)
+                for k in ("heldout_gold", "heldout_proxy", "heldout_kl")}} for i in range(n)]
+
+
+def _summarise(runs: dict[str, list[dict]]) -> dict:
+    """Per method: figures averaged over seeds (and per seed), and the final held-out gold
+    minus ``mean``'s, paired per prompt and seed, with a 95% bootstrap interval over prompts."""
+    from .eval.paired import compare
+
+    results = {}
+    for m, rs in runs.items():
+        curve = _mean_curve([r["curve"] for r in rs])
+        best = max(curve, key=lambda c: c["heldout_gold"])
+        results[m] = {"seeds": [r["seed"] for r in rs], "start_gold": curve[0]["heldout_gold"],
+                      "best_gold": best["heldout_gold"], "best_iteration": best["iteration"],
+                      "final_gold": curve[-1]["heldout_gold"],
+                      "final_proxy": curve[-1]["heldout_proxy"],
+                      "final_kl": curve[-1]["heldout_kl"],
+                      "final_gold_by_seed": [r["curve"][-1]["heldout_gold"] for r in rs],
+                      "final_kl_by_seed": [r["curve"][-1]["heldout_kl"] for r in rs],
+                      "train_kl": sum(r["train_kl"] for r in rs) / len(rs),
+                      "train_kl_by_seed": [r["train_kl"] for r in rs],
+                      "kl_coef_by_seed": [r["kl_coef"] for r in rs], "curve": curve}
+        if m == KL_MATCHED:
+            results[m]["matched_by_seed"] = [r["matched"] for r in rs]
+            results[m]["target_train_kl_by_seed"] = [r["target_train_kl"] for r in rs]
+    if "mean" in runs:
+        mats = {m: torch.tensor([r["gold_per_prompt"] for r in rs], dtype=torch.float64)
+                for m, rs in runs.items()}
+        n = mats["mean"].shape[1]
+        paired = compare(mats, "mean", torch.zeros(n, dtype=torch.float64), [100.0], 0.0, 0.2)
+        for m, stats in paired.items():
+            results[m]["final_gold_minus_mean"] = stats["mean_reward"]
+    return results
+
+
+def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer,
+                 seed: int) -> dict:
+    """Held-out figures of the starting policy (iteration 0) under ``seed``'s sampling seed,
+    computed once."""
+    f = out / f"start-seed{seed}.json"
     if f.exists():
         return json.loads(f.read_text())
     model = copy.deepcopy(cfg.rl.model)
     model.policy = cfg.policy
     policy, ref = load_policy(model)
     figures = probe(policy, ref, tokenizer)
+    figures.pop("heldout_gold_per_prompt")
     write_text(f, json.dumps(figures))
     return figures
-
-
-def _summary(curve: list[dict]) -> dict:
-    best = max(curve, key=lambda c: c["heldout_gold"])
-    last = curve[-1]
-    return {"best_gold": best["heldout_gold"], "best_iteration": best["iteration"],
-            "final_gold": last["heldout_gold"], "final_proxy": last["heldout_proxy"],
-            "final_kl": last["heldout_kl"], "start_gold": curve[0]["heldout_gold"],
-            "curve": curve}
 
 
 def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) -> None:
@@ -195,16 +292,30 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
              f"{cfg.prefs.train_pairs} prompts (ties dropped; label noise "
              f"{cfg.prefs.label_noise:g}); PPO from `{cfg.policy}` with LoRA, "
              f"{p.total_iterations} iterations of {p.batch_size}, lr {p.learning_rate:g}, "
-             f"initial KL coefficient {p.init_kl_coef:g}, lambda {cfg.lam:g}; held-out figures on "
-             f"{cfg.eval_prompts} prompts every {cfg.eval_every} iterations. Wall time "
-             f"{minutes:.1f} min.", "",
-             "| method | start gold | best gold (iteration) | final gold | final proxy | final KL |",
-             "|---|---|---|---|---|---|"]
+             f"initial KL coefficient {p.init_kl_coef:g}, lambda {cfg.lam:g}; training seeds "
+             f"{', '.join(map(str, cfg.seeds))}; held-out figures on {cfg.eval_prompts} prompts "
+             f"every {cfg.eval_every} iterations (means over seeds). Final gold minus `mean`: "
+             "per prompt and seed, 95% bootstrap interval over prompts. Wall time of this "
+             f"invocation {minutes:.1f} min.", "",
+             "| method | start gold | best gold (iteration) | final gold | final gold minus mean "
+             "[95% CI] | final proxy | final KL (held-out) | training KL |",
+             "|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
+        d = r.get("final_gold_minus_mean")
+        diff = (f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "-")
         lines.append(f"| {m} | {r['start_gold']:+.3f} | {r['best_gold']:+.3f} "
-                     f"({r['best_iteration']}) | {r['final_gold']:+.3f} | "
-                     f"{r['final_proxy']:+.3f} | {r['final_kl']:.2f} |")
-    lines += ["", "![Gold reward, proxy reward and KL per iteration](overopt_curves.png)", ""]
+                     f"({r['best_iteration']}) | {r['final_gold']:+.3f} | {diff} | "
+                     f"{r['final_proxy']:+.3f} | {r['final_kl']:.2f} | {r['train_kl']:.2f} |")
+    if KL_MATCHED in results:
+        r = results[KL_MATCHED]
+        lines += ["", f"`{KL_MATCHED}`: adaptive with initial KL coefficients "
+                  f"{', '.join(f'{c:.4g}' for c in r['kl_coef_by_seed'])} (per seed), chosen "
+                  f"from training KL only, against mean's "
+                  f"{', '.join(f'{k:.2f}' for k in r['target_train_kl_by_seed'])}; within "
+                  f"{cfg.kl_tolerance:.0%}: {r['matched_by_seed']}."]
+    lines += ["", "![Gold reward, proxy reward and KL per iteration](overopt_curves.png)", "",
+              "![Gold reward against sqrt(KL), the over-optimisation frontier](gold_vs_kl.png)",
+              ""]
     write_text(out / "report.md", "\n".join(lines))
 
 

@@ -115,6 +115,22 @@ def plot_tail_during_training(logs: dict[str, list[list[dict]]], path: Path,
     _save(fig, path, 120)
 
 
+def plot_gold_vs_kl(curves: dict[str, list[dict]], path: Path) -> None:
+    """Held-out gold reward against sqrt(KL to the reference), one line per method (the
+    frontier of Gao et al.; points follow training, mean over seeds)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    for i, (name, points) in enumerate(curves.items()):
+        ax.plot([max(p["heldout_kl"], 0.0) ** 0.5 for p in points],
+                [p["heldout_gold"] for p in points], marker="o", markersize=3, color=f"C{i}",
+                label=name)
+    ax.set_xlabel("sqrt(KL to the reference)  (KL in nats per sample)")
+    ax.set_ylabel("held-out gold reward")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    _save(fig, path, 120)
+
+
 def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
     """Three panels (held-out gold reward, proxy reward, KL) against PPO iteration, one line
     per ensemble method."""
