@@ -173,3 +173,18 @@ def test_eval_bad_model_spec_is_one_line_error(tmp_path, capsys):
     assert "models" in err and len(err.strip().splitlines()) == 1
     assert main(["eval", "--output-dir", str(tmp_path / "o")]) == 2
     assert not (tmp_path / "o").exists()
+
+
+def test_samples_per_prompt_average_per_prompt(tiny_model_dir, tmp_path):
+    """Two completions per prompt and seed: raw results hold 2N rewards, prompt-major, and the
+    metrics use each prompt's mean."""
+    out = tmp_path / "ev"
+    assert main(["eval", "--model", f"a={tiny_model_dir}", "--output-dir", str(out),
+                 "task.max_eval=5", "task.new_tokens=4", "task.min_new_tokens=4",
+                 "reference_texts=0", "samples_per_prompt=2", "bootstrap=100"]) == 0
+    raw = json.loads((out / "raw" / "a-seed0.json").read_text())
+    assert len(raw["rewards"]) == len(raw["completions"]) == 10
+    means = [(raw["rewards"][2 * i] + raw["rewards"][2 * i + 1]) / 2 for i in range(5)]
+    metrics = json.loads((out / "metrics.json").read_text())["a"]
+    assert metrics["mean_reward"] == pytest.approx(sum(means) / 5, abs=1e-6)
+    assert "2 completion(s) per prompt" in (out / "report.md").read_text()
