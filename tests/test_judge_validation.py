@@ -99,3 +99,20 @@ def test_bad_validation_rows_are_named(tmp_path):
                              "better": "a", "worse": "a"}) + "\n")
     with pytest.raises(DataError, match="line 1: missing better_reply, worse_reply"):
         load_validation(CONS, f)
+
+
+def test_on_topic_rate_by_hand():
+    """Own-prompt similarity must beat 90% of the other prompts: with 3 prompts, both others."""
+    from riskalign.rlaif.on_topic import on_topic
+
+    vec = {"p0": [1.0, 0.0], "p1": [0.0, 1.0], "p2": [0.7071, 0.7071],
+           "a0": [1.0, 0.0],          # its own prompt, exactly: on topic
+           "a1": [0.6, 0.8],          # cos with p1 0.8, p2 0.99: p2 is closer -> off topic
+           "a2": [0.7071, 0.7071]}    # its own prompt: on topic
+
+    def encode(texts):
+        return torch.tensor([vec[t] for t in texts])
+
+    res = on_topic(encode, ["p0", "p1", "p2"], ["a0", "a1", "a2"])
+    assert res["on_topic_rate"] == pytest.approx(2 / 3)
+    assert res["prompt_similarity"] == pytest.approx((1.0 + 0.8 + 1.0) / 3, abs=1e-4)

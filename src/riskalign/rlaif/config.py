@@ -47,6 +47,9 @@ class RLAIFConfig:
     policy: str = opt(DEFAULT_POLICY, "Chat model that answers, critiques, revises and is "
                                       "trained: smollm2-135m (offline), a folder or a hub id.")
     judge: str | None = opt(None, "Chat model that labels the preferences (default: policy).")
+    on_topic_model: str = opt("minilm", "Sentence encoder of the on-topic rate at evaluation "
+                                        "('minilm': the offline all-MiniLM-L6-v2, or a "
+                                        "folder).")
     eval_judge: str | None = opt(None, "Judge of the after-vs-before win rate (default: judge); it "
                                        "answers a general question, not the virtue questions.")
     prompts: str | None = opt(None, "Prompts: .txt (one per line), .jsonl/.csv/.parquet with "

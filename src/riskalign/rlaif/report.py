@@ -60,6 +60,8 @@ def evaluation_markdown(results: dict) -> str:
             ("action score", "action", "{:+.3f}"), ("motivation score", "motivation", "{:+.3f}"),
             ("consequence score", "consequence", "{:+.3f}"),
             ("offensive-language rate", "offensive_rate", "{:.1%}"),
+            ("on-topic rate", "on_topic_rate", "{:.1%}"),
+            ("answer-prompt similarity (mean cosine)", "prompt_similarity", "{:.3f}"),
             ("response length (tokens)", "length_tokens", "{:.1f}")]
     lines = [f"## Before and after ({results['prompts']} held-out prompts)", "",
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
@@ -72,7 +74,9 @@ def evaluation_markdown(results: dict) -> str:
     for name, w in results["win_rates"].items():
         lines.append(f"| {name} | {w['wins']} | {w['ties']} | {w['losses']} | {w['failed']} | "
                      f"{_pct(w['win_rate'])} | {_pct(w['order_agreement'])} |")
-    lines += ["", "Win rate = (wins + ties / 2) / judged pairs.", "", "## Sample answers", "",
+    lines += ["", "Win rate = (wins + ties / 2) / judged pairs. On topic: the answer's sentence "
+              "embedding is closer to its own prompt than to 90% of the other held-out prompts.",
+              "", "## Sample answers", "",
               "| prompt | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for i, p in enumerate(results["samples"]["prompts"]):
         lines.append(f"| {_cell(p, 120)} | " + " | ".join(
