@@ -125,3 +125,32 @@ def test_response_mask_stops_after_first_eos():
     resp = torch.tensor([[5, 2, 2, 2], [5, 6, 7, 8], [2, 9, 2, 9]])
     m = response_mask_from_tokens(resp, eos)
     assert m.tolist() == [[1, 1, 0, 0], [1, 1, 1, 1], [1, 0, 0, 0]]
+
+
+def test_value_explained_variance_by_hand(tiny_model_dir, tmp_path, monkeypatch):
+    """The logged value_explained_var is 1 - Var(R - V) / Var(R) over the kept valid tokens,
+    recomputed here from the returns and values GAE saw."""
+    import riskalign.ppo.trainer as trainer_mod
+    from riskalign.config import load_config
+    from riskalign.ppo.advantages import masked_var
+    from riskalign.train import build_trainer
+
+    seen = {}
+    real = trainer_mod.compute_gae
+
+    def recording(rewards, values, mask, gamma, lam):
+        adv, ret = real(rewards, values, mask, gamma, lam)
+        seen.update(ret=ret, values=values, mask=mask)
+        return adv, ret
+
+    monkeypatch.setattr(trainer_mod, "compute_gae", recording)
+    cfg = load_config(None, [f"model.policy={tiny_model_dir}", f"output_dir={tmp_path}",
+                             "task.prompt_tokens=8", "task.new_tokens=6", "task.max_train=32",
+                             "reward.kind=python", "reward.function=easy_rewards:short_text",
+                             "ppo.batch_size=8", "ppo.mini_batch_size=4", "ppo.ppo_epochs=1",
+                             "ppo.total_iterations=1", "log.tensorboard=false",
+                             "log.eval_prompts=0"])
+    stats = build_trainer(cfg)[0].step()
+    r, v, m = seen["ret"], seen["values"], seen["mask"]
+    assert stats["value_explained_var"] == pytest.approx(
+        (1 - masked_var(r - v, m) / masked_var(r, m)).item(), rel=1e-6)

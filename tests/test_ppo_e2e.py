@@ -27,7 +27,8 @@ def test_mean_score_rises_on_easy_reward(tiny_model_dir, tmp_path):
     first = sum(h["score_mean"] for h in history[:3]) / 3
     last = sum(h["score_mean"] for h in history[-3:]) / 3
     assert last > first + 0.03, (first, last)
-    for key in ("kl", "beta", "policy_loss", "value_loss", "clipfrac", "entropy", "response_len",
+    for key in ("kl", "beta", "kl_coef_mean", "value_explained_var", "policy_loss", "value_loss",
+                "clipfrac", "entropy", "response_len",
                 "time_generate", "time_score", "time_forward", "time_update"):
         assert key in history[-1]
 

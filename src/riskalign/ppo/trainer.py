@@ -7,7 +7,8 @@ One iteration (``PPOTrainer.step``):
 2. r_t = -beta c_i (log pi - log pi_ref) on every valid token, plus the score on the last one
    (c_i = 1 unless the shaper says otherwise);
 3. choose the trajectories that train (``select``: the RA-RLHF tail, or all of them);
-4. GAE and advantage whitening over the chosen trajectories' valid tokens;
+4. GAE and advantage whitening over the chosen trajectories' valid tokens (the critic's fit to
+   them is logged: ``value_explained_var`` = 1 - Var(R - V) / Var(R));
 5. ``ppo_epochs`` passes of shuffled minibatches, each cut to its longest sequence: clipped
    policy loss (each sample's term times w_i when given) + vf_coef * clipped value loss, AdamW
    (fused), gradient clipping. With ``ppo.minibatches='batch'`` an epoch has
@@ -31,7 +32,8 @@ import torch
 from ..config import RunConfig, to_dict
 from ..models import ActorCritic
 from ..rewards.shaping import as_shaper
-from .advantages import compute_gae, kl_penalised_rewards, masked_mean, masked_whiten
+from .advantages import (compute_gae, kl_penalised_rewards, masked_mean, masked_var,
+                         masked_whiten)
 from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
                          save_checkpoint, set_rng_state)
 from ..runtime import adamw
@@ -133,6 +135,9 @@ class PPOTrainer:
         sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
         mask = sub.response_mask.float()
         advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)
+        # how well the critic fits the trajectories that train: 1 - Var(R - V) / Var(R)
+        fit = 1 - (masked_var(returns - sub.values, mask, reduce=self.dist.reduce)
+                   / masked_var(returns, mask, reduce=self.dist.reduce).clamp(min=1e-12))
         if p.whiten_advantages:
             advantages = masked_whiten(advantages, mask, reduce=self.dist.reduce)
         t0 = time.perf_counter()
@@ -153,7 +158,7 @@ class PPOTrainer:
             iteration=self.iteration, score_mean=scores.mean().item(),
             score_std=scores.std().item() if len(scores) > 1 else 0.0,
             kept=kept, kept_score_mean=scores[trained].mean().item(), kl=mean_kl, beta=beta,
-            kl_coef_mean=kl_coef_mean,
+            kl_coef_mean=kl_coef_mean, value_explained_var=fit.item(),
             entropy=entropy.item(),
             response_len=ro.response_mask.sum(1).float().mean().item(),
             **getattr(self.select, "stats", {}), **ro.reward_stats,
