@@ -116,3 +116,15 @@ def test_on_topic_rate_by_hand():
     res = on_topic(encode, ["p0", "p1", "p2"], ["a0", "a1", "a2"])
     assert res["on_topic_rate"] == pytest.approx(2 / 3)
     assert res["prompt_similarity"] == pytest.approx((1.0 + 0.8 + 1.0) / 3, abs=1e-4)
+
+
+def test_unknown_virtues_are_skipped_when_asked(tmp_path):
+    from riskalign.rlaif.constitution import load_constitution
+
+    f = tmp_path / "c.yaml"
+    f.write_text("virtues:\n  - name: Honesty\n    description: telling the truth\n")
+    cons = load_constitution(f)
+    rows, skipped = load_validation(cons, skip_unknown=True)
+    assert {r["virtue"] for r in rows} == {"Honesty"} and skipped == len(load_validation(CONS)) - len(rows)
+    with pytest.raises(DataError, match="is not in the constitution"):
+        load_validation(cons)

@@ -224,7 +224,8 @@ def test_checkpoints_from_before_new_settings_resume_as_they_trained():
     """A saved config without precision / ppo.minibatches / task.validation reads as fp32,
     'kept' and 0: it matches a run asking for those, and names the key that differs otherwise."""
     from riskalign.config import RunConfig, to_dict
-    from riskalign.ppo.trainer import _first_difference, _training_keys, _with_legacy
+    from riskalign.config import first_difference as _first_difference
+    from riskalign.ppo.trainer import _training_keys, _with_legacy
 
     now = to_dict(RunConfig(precision="auto"))
     old = _training_keys(now)
@@ -233,3 +234,5 @@ def test_checkpoints_from_before_new_settings_resume_as_they_trained():
     same.ppo.minibatches = "kept"
     assert _with_legacy(old) == _training_keys(to_dict(same))
     assert _first_difference(_with_legacy(old), _training_keys(now)) == "ppo.minibatches"
+    old["precision"] = "auto"            # an early version saved it unresolved
+    assert _with_legacy(old)["precision"] == "fp32"

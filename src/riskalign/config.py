@@ -10,6 +10,7 @@ epochs, adaptive KL with target 6, initial beta 0.2 and horizon 10000. CPU prese
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
 import types
 import typing
@@ -396,6 +397,26 @@ def load_config(path: str | Path | None = None, overrides: list[str] | None = No
 
 def to_dict(cfg: Any) -> dict:
     return dataclasses.asdict(cfg)
+
+
+def first_difference(a: dict, b: dict, prefix: str = "") -> str:
+    """The dotted name of the first key (sorted, depth first) whose values differ."""
+    for k in sorted(set(a) | set(b)):
+        if a.get(k) != b.get(k):
+            if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
+                return first_difference(a[k], b[k], f"{prefix}{k}.")
+            return f"{prefix}{k}"
+    return prefix.rstrip(".")
+
+
+def check_same_settings(saved: dict | None, now: dict, where: str) -> None:
+    """A study folder takes more runs only with the settings it was made with (one-line error
+    naming the first key that differs). ``now`` is compared through JSON, as it is saved."""
+    now = json.loads(json.dumps(now))
+    if saved is not None and saved != now:
+        raise ConfigError(f"{where} holds a study made with other settings "
+                          f"('{first_difference(saved, now)}' differs); use another output "
+                          "folder or the same settings")
 
 
 def describe(cls: type = RunConfig, prefix: str = "", inst: Any = None) -> list[str]:

@@ -27,7 +27,9 @@ import torch
 from rich.console import Console
 
 from .atomic import write_text
-from .config import RunConfig, _check, check_precision, opt, precision_opt
+from .config import (RunConfig, _check, check_precision, check_same_settings, opt, precision_opt,
+                     to_dict)
+from .precision import resolve as resolve_precision
 from .demo import cpu_rl_defaults, cpu_task
 from .eval.plots import plot_gold_vs_kl, plot_overopt_curves
 from .models import gpu_of, load_policy, load_tokenizer
@@ -65,7 +67,7 @@ class OveroptConfig:
                                "of training KLs until its final training KL is within "
                                "kl_tolerance of mean's (never chosen from gold).")
     kl_tolerance: float = opt(0.2, "Relative tolerance of the KL match.")
-    kl_match_tries: int = opt(3, "Most extra runs per seed for the KL match.")
+    kl_match_tries: int = opt(3, "Most extra runs per seed for the KL match (0: no KL match).")
     threads: int = opt(2, "torch CPU threads.")
     precision: str = precision_opt()
     prefs: SyntheticPrefsConfig = field(
@@ -80,8 +82,10 @@ class OveroptConfig:
                           metadata={"help": "PPO settings shared by every method."})
 
     def validate(self) -> "OveroptConfig":
-        _check(len(self.methods) >= 1 and set(self.methods) <= set(ENSEMBLE_METHODS), "methods",
-               f"a non-empty list from {', '.join(ENSEMBLE_METHODS)}", self.methods)
+        _check(len(self.methods) >= 1 and set(self.methods) <= set(ENSEMBLE_METHODS)
+               and len(set(self.methods)) == len(self.methods), "methods",
+               f"a non-empty list of distinct methods from {', '.join(ENSEMBLE_METHODS)}",
+               self.methods)
         _check(self.eval_every >= 1, "eval_every", ">= 1", self.eval_every)
         _check(self.eval_prompts >= 1, "eval_prompts", ">= 1", self.eval_prompts)
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
@@ -122,6 +126,13 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     console = Console()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    settings = out / "settings.json"  # every stage is reused by file: only with these settings
+    now = {k: v for k, v in to_dict(cfg).items()
+           if k not in ("output_dir", "threads", "seeds", "methods")}  # those may grow
+    now["precision"] = resolve_precision(cfg.precision)
+    check_same_settings(json.loads(settings.read_text()) if settings.exists() else None, now,
+                        str(out))
+    write_text(settings, json.dumps(now, indent=2))
     t_all = time.perf_counter()
     stages = 2 + len(cfg.seeds)
 
@@ -156,7 +167,7 @@ def run_overopt(cfg: OveroptConfig) -> dict:
         for method in cfg.methods:
             runs.setdefault(method, []).append(
                 _run(cfg, out, method, method, seed, p.init_kl_coef, probe, start))
-        if cfg.kl_match and {"mean", "adaptive"} <= set(cfg.methods):
+        if cfg.kl_match and {"mean", "adaptive"} <= set(cfg.methods) and cfg.kl_match_tries:
             runs.setdefault(KL_MATCHED, []).append(
                 _kl_matched(cfg, out, seed, runs["adaptive"][-1], runs["mean"][-1]["train_kl"],
                             probe, start))
@@ -200,7 +211,8 @@ def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_co
                 title=f"{name} seed {seed}", on_step=on_step)
     logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
     tail = logs[-min(4, len(logs)):]
-    return {"seed": seed, "kl_coef": kl_coef,
+    trained = json.loads((run_dir / "config.json").read_text())["ppo"]["init_kl_coef"]
+    return {"seed": seed, "kl_coef": trained,
             "train_kl": sum(h["kl"] for h in tail) / len(tail),
             "gold_per_prompt": json.loads((run_dir / "final_probe.json").read_text()),
             "curve": [{"iteration": 0, **start}] + [
@@ -214,6 +226,9 @@ def _kl_matched(cfg: OveroptConfig, out: Path, seed: int, adaptive: dict, target
     KL of the last 4 iterations; never the gold reward) lands within ``kl_tolerance`` of
     ``mean``'s: each try scales the last coefficient by the ratio of the two KLs. The closest
     run is kept, with ``matched`` saying whether it is within the tolerance."""
+    if not target > 0:
+        raise ValueError(f"overopt: mean's training KL is {target:.4g} for seed {seed}; a KL "
+                         "match needs a positive one")
     best = run = adaptive
     for k in range(cfg.kl_match_tries):
         if abs(run["train_kl"] / target - 1) <= cfg.kl_tolerance:
@@ -263,6 +278,10 @@ def _summarise(runs: dict[str, list[dict]]) -> dict:
         paired = compare(mats, "mean", torch.zeros(n, dtype=torch.float64), [100.0], 0.0, 0.2)
         for m, stats in paired.items():
             results[m]["final_gold_minus_mean"] = stats["mean_reward"]
+            by_seed = (mats[m] - mats["mean"]).mean(1).tolist()  # training seeds, not resampled
+            results[m]["final_gold_minus_mean_by_seed"] = by_seed
+            results[m]["same_sign_every_seed"] = all(d > 0 for d in by_seed) or all(
+                d < 0 for d in by_seed)
     return results
 
 
@@ -295,16 +314,19 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
              f"initial KL coefficient {p.init_kl_coef:g}, lambda {cfg.lam:g}; training seeds "
              f"{', '.join(map(str, cfg.seeds))}; held-out figures on {cfg.eval_prompts} prompts "
              f"every {cfg.eval_every} iterations (means over seeds). Final gold minus `mean`: "
-             "per prompt and seed, 95% bootstrap interval over prompts. Wall time of this "
-             f"invocation {minutes:.1f} min.", "",
+             "per prompt and seed, 95% bootstrap interval over prompts with these trained "
+             "policies fixed (it does not cover the spread between training seeds: the "
+             "per-seed differences are in results.json, and `same sign` says whether every "
+             f"seed agrees). Wall time of this invocation {minutes:.1f} min.", "",
              "| method | start gold | best gold (iteration) | final gold | final gold minus mean "
-             "[95% CI] | final proxy | final KL (held-out) | training KL |",
-             "|---|---|---|---|---|---|---|---|"]
+             "[95% CI] | same sign | final proxy | final KL (held-out) | training KL |",
+             "|---|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
         d = r.get("final_gold_minus_mean")
         diff = (f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "-")
+        sign = {True: "yes", False: "no"}.get(r.get("same_sign_every_seed"), "-")
         lines.append(f"| {m} | {r['start_gold']:+.3f} | {r['best_gold']:+.3f} "
-                     f"({r['best_iteration']}) | {r['final_gold']:+.3f} | {diff} | "
+                     f"({r['best_iteration']}) | {r['final_gold']:+.3f} | {diff} | {sign} | "
                      f"{r['final_proxy']:+.3f} | {r['final_kl']:.2f} | {r['train_kl']:.2f} |")
     if KL_MATCHED in results:
         r = results[KL_MATCHED]

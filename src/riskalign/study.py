@@ -25,7 +25,7 @@ from pathlib import Path
 import torch
 
 from .atomic import write_text
-from .config import (ConfigError, RiskConfig, RunConfig, _check, check_precision, opt,
+from .config import (RiskConfig, RunConfig, _check, check_precision, check_same_settings, opt,
                      precision_opt, to_dict)
 from .demo import _sft_defaults, cpu_rl_defaults, cpu_task
 from .eval.plots import plot_tail_during_training
@@ -135,16 +135,9 @@ def _settings(cfg: StudyConfig) -> dict:
 
 def _check_same_study(out: Path, cfg: StudyConfig) -> None:
     """Refuse to add runs to a study folder made with other settings (one-line error)."""
-    from .ppo.trainer import _first_difference
-
     saved = out / "study.json"
     if saved.exists():
-        before = json.loads(saved.read_text()).get("settings")
-        now = json.loads(json.dumps(_settings(cfg)))
-        if before is not None and before != now:
-            raise ConfigError(f"{out} holds a study made with other settings "
-                              f"('{_first_difference(before, now)}' differs); use another "
-                              "output folder or the same settings")
+        check_same_settings(json.loads(saved.read_text()).get("settings"), _settings(cfg), str(out))
 
 
 def _record_sft(out: Path, sft_dir: Path) -> None:

@@ -149,8 +149,8 @@ def plot_overopt_curves(curves: dict[str, list[dict]], path: Path) -> None:
     _save(fig, path, 110)
 
 
-__all__ = ["plot_histograms", "plot_overopt_curves", "plot_quantile_curves",
-           "plot_training_curves"]
+__all__ = ["plot_gold_vs_kl", "plot_histograms", "plot_overopt_curves", "plot_quantile_curves",
+           "plot_tail_during_training", "plot_training_curves"]
 
 
 def plot_rlaif_scores(models: dict[str, dict], path: Path) -> None:

@@ -29,7 +29,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import RunConfig, to_dict
+from ..config import RunConfig, first_difference, to_dict
 from ..models import ActorCritic
 from ..rewards.shaping import as_shaper
 from .advantages import (compute_gae, kl_penalised_rewards, masked_mean, masked_var,
@@ -239,7 +239,7 @@ class PPOTrainer:
         saved = _with_legacy(json.loads(state["config"]))
         now = _training_keys(to_dict(self.cfg))
         if saved != now:
-            key = _first_difference(saved, now)
+            key = first_difference(saved, now)
             raise CheckpointError(f"checkpoint {path} was made with a different config "
                                   f"('{key}' differs); resume with the same settings")
         try:
@@ -285,7 +285,11 @@ def _training_keys(cfg: dict) -> dict:
 
 def _with_legacy(saved: dict) -> dict:
     """A saved config with the settings it predates filled in as they behaved then."""
+    from ..precision import resolve
+
     out = dict(saved)
+    if out.get("precision") == "auto":  # saved unresolved by an early version: resolve here
+        out["precision"] = resolve("auto")
     for k, v in _LEGACY.items():
         if isinstance(v, dict):
             out[k] = {**v, **out.get(k, {})}
@@ -293,12 +297,4 @@ def _with_legacy(saved: dict) -> dict:
             out.setdefault(k, v)
     return out
 
-
-def _first_difference(a: dict, b: dict, prefix: str = "") -> str:
-    for k in sorted(set(a) | set(b)):
-        if a.get(k) != b.get(k):
-            if isinstance(a.get(k), dict) and isinstance(b.get(k), dict):
-                return _first_difference(a[k], b[k], f"{prefix}{k}.")
-            return f"{prefix}{k}"
-    return prefix.rstrip(".")
 

@@ -50,7 +50,8 @@ class RLAIFConfig:
     on_topic_model: str = opt("minilm", "Sentence encoder of the on-topic rate at evaluation "
                                         "('minilm': the offline all-MiniLM-L6-v2, or a "
                                         "folder).")
-    eval_judge: str | None = opt(None, "Judge of the after-vs-before win rate (default: judge); it "
+    eval_judge: str | None = opt(None, "Judge of the after-vs-before win rate (default: judge; "
+                                       "generate mode with judge_mode=generate, else logprob); it "
                                        "answers a general question, not the virtue questions.")
     prompts: str | None = opt(None, "Prompts: .txt (one per line), .jsonl/.csv/.parquet with "
                                     "'prompt' (or HH-RLHF 'chosen'), or a cached hub dataset; "
@@ -96,6 +97,8 @@ class RLAIFConfig:
                                             "answer_tokens."})
 
     def validate(self) -> "RLAIFConfig":
+        _check(self.held_out >= 2, "held_out", ">= 2 (the on-topic rate ranks each answer "
+               "among the other held-out prompts)", self.held_out)
         for k in ("held_out", "sft_prompts", "label_prompts", "answer_tokens", "critique_tokens",
                   "follow_up_tokens", "batch_size", "virtues_per_comparison"):
             _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))

@@ -81,11 +81,12 @@ def evaluate(pipe) -> dict:
         m.update({a: parts[k].mean().item() for k, a in enumerate(ASPECTS)})
         models[name], answers[name] = m, ans
     # the win rate asks a general question about two answers: a pairwise judge in both orders
-    judge = _judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm),
-                   "generate" if cfg.judge_mode == "generate" else "logprob")
+    eval_mode = "generate" if cfg.judge_mode == "generate" else "logprob"
+    judge = _judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm), eval_mode)
     wins = {f"rlaif vs {b}": win_rate(judge, prompts, answers["rlaif"], answers[b],
                                       cfg.tie_margin) for b in ("sft", "base")}
-    results = {"prompts": len(prompts), "eval_judge": judge_path, "models": models,
+    results = {"prompts": len(prompts), "eval_judge": judge_path, "eval_judge_mode": eval_mode,
+               "models": models,
                "win_rates": wins, "samples": {"prompts": prompts[:6],
                                               "answers": {k: v[:6] for k, v in answers.items()}},
                "answers": answers, "held_out_prompts": prompts}

@@ -16,7 +16,7 @@ Comparing two texts for an aspect and a virtue (``Comparison``) goes through a c
 above; ``PointwiseComparer`` asks the constitution's yes/no question about each text alone,
 scores it s = log P(Yes) - log P(No) (softmax over the two labels' logits) and gives
 P(a better) = sigmoid(s_a - s_b). Seeing one text at a time, it cannot have position bias (its
-two "orders" always agree). ``verdict`` turns P(a better) into
+two "orders" always agree, except on an exact tie, which picks neither text). ``verdict`` turns P(a better) into
 'first', 'second', 'tie' (within ``tie_margin`` of 1/2) or 'failed' (no valid answer in either
 order); ties and failures are dropped by the caller and counted, never turned into a choice.
 """

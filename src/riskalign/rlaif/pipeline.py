@@ -134,10 +134,10 @@ class Pipeline:
         policy = load_chat(str(self.out / "sft"), "sft policy", self.cfg)
         judge_path = self.cfg.judge or self.cfg.policy
         judge = load_chat(judge_path, "judge", self.cfg)
+        validation, mode = self.validate_judge(judge)  # before the sampling: fail early
         prompts = self.split("train")[:self.cfg.label_prompts]
         rows = sample_answer_pairs(policy, prompts, self.cons.follow_ups, self.cfg.answer_tokens,
                                    self.cfg.follow_up_tokens, self.cfg.batch_size)
-        validation, mode = self.validate_judge(judge)
         prefs, report = label_pairs(rows, _judge(judge, mode, self.cons), self.cons,
                                     self.cfg.virtues_per_comparison, self.cfg.tie_margin,
                                     self.cfg.seed)
@@ -169,14 +169,34 @@ class Pipeline:
         from .report import validation_markdown
         from .validation import judge_accuracy, load_validation
 
-        rows = load_validation(self.cons, self.cfg.judge_validation)
-        results = {m: judge_accuracy(_judge(judge, m, self.cons), rows, self.cons,
-                                     self.cfg.tie_margin) for m in JUDGE_MODES}
+        rows, skipped = load_validation(self.cons, self.cfg.judge_validation, skip_unknown=True)
+        if skipped:
+            print(f"judge validation: {skipped} pair(s) skipped, their virtue is not in the "
+                  f"constitution; {len(rows)} left")
+        results = {}
+        for m in JUDGE_MODES:
+            if not rows:
+                break
+            try:
+                judge_m = _judge(judge, m, self.cons)
+            except ValueError as e:  # e.g. a label that is several tokens for this tokenizer
+                print(f"judge validation: mode {m} unavailable ({e})")
+                continue
+            results[m] = judge_accuracy(judge_m, rows, self.cons, self.cfg.tie_margin)
         mode = self.cfg.judge_mode
         if mode == "auto":
-            mode = max(JUDGE_MODES, key=lambda m: (results[m]["accuracy"],
-                                                   -JUDGE_MODES.index(m)))
-        print(validation_markdown(results, mode))
+            if not results:
+                raise DataError("judge_mode=auto: no judge mode could be measured (no validation "
+                                "pair has a virtue of this constitution, or no mode works with "
+                                "this judge); give judge_validation= pairs for your virtues or "
+                                "set judge_mode")
+            mode = max(results, key=lambda m: (results[m]["accuracy"], -JUDGE_MODES.index(m)))
+        if results:
+            print(validation_markdown(results, mode))
+        if mode in results and not results[mode]["ci_low"] > 0.5:
+            print(f"warning: the judge's {mode} mode is not shown better than a coin on the "
+                  f"validation pairs ({100 * results[mode]['accuracy']:.1f}%, 95% CI from "
+                  f"{100 * results[mode]['ci_low']:.1f}%); its labels are not to be trusted")
         return results, mode
 
     def reward(self) -> None:

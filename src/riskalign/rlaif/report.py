@@ -67,7 +67,8 @@ def evaluation_markdown(results: dict) -> str:
              "| metric | " + " | ".join(names) + " |", "|---|" + "---|" * len(names)]
     for label, key, fmt in rows:
         lines.append(f"| {label} | " + " | ".join(fmt.format(models[m][key]) for m in names) + " |")
-    lines += ["", f"Independent judge ({results['eval_judge']}, asked which answer is more "
+    lines += ["", f"Independent judge ({results['eval_judge']}, "
+              f"{results.get('eval_judge_mode', 'logprob')} mode, asked which answer is more "
               f"helpful, honest, harmless and respectful, both orders):", "",
               "| comparison | wins | ties | losses | failed | win rate | order agreement |",
               "|---|---|---|---|---|---|---|"]

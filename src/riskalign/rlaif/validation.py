@@ -29,13 +29,16 @@ VALIDATION_FILE = Path(__file__).parent / "data" / "judge_validation.jsonl"
 FIELDS = ("virtue", "aspect", "question", "better", "worse")
 
 
-def load_validation(cons: Constitution, path: str | Path | None = None) -> list[dict]:
-    """Rows of the validation file, checked against the constitution's virtues."""
+def load_validation(cons: Constitution, path: str | Path | None = None,
+                    skip_unknown: bool = False):
+    """Rows of the validation file, checked against the constitution's virtues: a row whose
+    virtue the constitution lacks is an error, or with ``skip_unknown`` left out and counted
+    (then returns (rows, skipped))."""
     p = Path(path or VALIDATION_FILE)
     if not p.is_file():
         raise DataError(f"judge validation file not found: {p}")
     names = {v.name for v in cons.virtues}
-    rows = []
+    rows, skipped = [], 0
     for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
         if not line.strip():
             continue
@@ -53,9 +56,14 @@ def load_validation(cons: Constitution, path: str | Path | None = None) -> list[
             raise DataError(f"{p} line {i}: aspect must be one of {', '.join(ASPECTS)}, got "
                             f"{row['aspect']!r}")
         if row["virtue"] not in names:
+            if skip_unknown:
+                skipped += 1
+                continue
             raise DataError(f"{p} line {i}: virtue {row['virtue']!r} is not in the "
                             f"constitution ({', '.join(sorted(names))})")
         rows.append(row)
+    if skip_unknown:
+        return rows, skipped
     if not rows:
         raise DataError(f"{p}: no pairs")
     return rows
@@ -68,7 +76,7 @@ def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float
     p = k / n
     centre = (p + z * z / (2 * n)) / (1 + z * z / n)
     half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+    return max(0.0, centre - half), min(1.0, centre + half)
 
 
 def comparisons(rows: list[dict], cons: Constitution) -> list[Comparison]:
