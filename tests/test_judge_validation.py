@@ -40,6 +40,11 @@ def test_shipped_set_covers_every_virtue_and_aspect():
     assert cells == {(v.name, a) for v in CONS.virtues
                      for a in ("action", "motivation", "consequence")}
     assert all(r["better"] != r["worse"] or r["better_reply"] != r["worse_reply"] for r in rows)
+    # length does not give the answer away: the better text is the longer one in 40-60% of pairs
+    for aspect, a, b in (("action", "better", "worse"), ("motivation", "better_reply", "worse_reply"),
+                         ("consequence", "better_reply", "worse_reply")):
+        rs = [r for r in rows if r["aspect"] == aspect]
+        assert 0.4 <= sum(len(r[a]) > len(r[b]) for r in rs) / len(rs) <= 0.6, aspect
 
 
 def test_wilson_interval_by_hand():
