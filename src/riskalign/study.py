@@ -116,6 +116,28 @@ class BatchTail:
         stats["tail_score"] = ro.scores.cpu()[idx].mean().item()
 
 
+def write_status(out: Path, cfg: StudyConfig) -> None:
+    """``status.md``: which runs have results (with their training time and mean evaluation
+    reward) and which are still to do, so that a study spanning sessions shows where it is."""
+    lines = ["# Study status", "", "| run | state | training minutes | mean reward on "
+             f"{cfg.eval.split} |", "|---|---|---|---|"]
+    for seed in cfg.seeds:
+        for method in METHODS:
+            name = f"{method}-seed{seed}"
+            raw, log = out / "raw" / f"{name}.json", out / "logs" / f"{name}.jsonl"
+            if raw.exists():
+                r = json.loads(raw.read_text())["rewards"]
+                minutes = sum(json.loads(x)["time_total"] for x in log.read_text().splitlines()
+                              if x.strip()) / 60 if log.exists() else float("nan")
+                lines.append(f"| {method} seed {seed} | done | {minutes:.1f} | "
+                             f"{sum(r) / len(r):+.4f} |")
+            else:
+                lines.append(f"| {method} seed {seed} | to do | - | - |")
+    lines += ["", "Rerun the same command (same settings) to continue; `report.md` and "
+              "`metrics.json` appear when every run is done."]
+    write_text(out / "status.md", "\n".join(lines) + "\n")
+
+
 def _eta(done: int, total: int, seconds: float) -> str:
     if not done:
         return "ETA unknown"
@@ -179,6 +201,7 @@ def run_study(cfg: StudyConfig) -> dict:
     ev.precision, ev.baseline = cfg.precision, "rlhf"
     setup = prepare(ev, str(sft_dir))
     models, scorer = _Models(), None
+    write_status(out, cfg)
     runs = [(seed, m) for seed in cfg.seeds for m in METHODS]
     todo = [(s, m) for s, m in runs if not (raw_dir / f"{m}-seed{s}.json").exists()]
     total_iters = len(todo) * cfg.rl.ppo.total_iterations
@@ -210,6 +233,7 @@ def run_study(cfg: StudyConfig) -> dict:
         scorer = scorer or load_scorer(str(sft_dir))
         raw = _raw_result(ev, models, scorer, str(run_dir / "final"), seed, setup)
         write_text(result, json.dumps(raw))
+        write_status(out, cfg)
         print(f"study: {method} seed {seed}: mean reward on {ev.split} "
               f"{sum(raw['rewards']) / len(raw['rewards']):+.4f}")
     for seed in cfg.seeds:  # the SFT model, sampled with the same seeds
@@ -268,4 +292,4 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
     write_text(out / "study.json", json.dumps(study, indent=2))
 
 
-__all__ = ["BatchTail", "StudyConfig", "run_study"]
+__all__ = ["BatchTail", "StudyConfig", "run_study", "write_status"]
