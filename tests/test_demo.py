@@ -19,8 +19,10 @@ def test_demo_runs_every_stage_and_resumes(tiny_model_dir, tmp_path, monkeypatch
     out = tmp_path / "demo"
     assert main(_args(tiny_model_dir, out)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert list(metrics) == ["base", "sft", "rlhf", "ra-rlhf"]
-    assert all("tail_reward_q20_std" in m for m in metrics.values())
+    assert list(metrics) == ["base", "sft", "rlhf", "ra-rlhf", "paired"]
+    assert all("tail_reward_q20_std" in metrics[m] for m in ("base", "sft", "rlhf", "ra-rlhf"))
+    assert metrics["paired"]["baseline"] == "rlhf"          # RA-RLHF is judged against RLHF
+    assert "tail_reward_q20" in metrics["paired"]["models"]["ra-rlhf"]
     for f in ("report.md", "quantile_curve.png", "reward_histograms.png", "training_curves.png",
               "demo.json", "sft/model.safetensors"):
         assert (out / f).exists(), f

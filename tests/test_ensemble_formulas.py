@@ -38,13 +38,13 @@ def test_uwo_needs_two_members_and_finite_scores():
 
 def test_uncertainty_weights_and_first_batch_scale():
     var = torch.tensor([1.0, 0.0, 4.0])
-    b = first_batch_scale(var, lam=0.5)
+    b = first_batch_scale(var, kl_coef=0.5)
     assert b == pytest.approx((5 / 3) / 0.5)
     scale, kl = uncertainty_weights(var, 2.0)
     assert scale.tolist() == pytest.approx([2 / 3, 1.0, 1 / 3])
     assert kl.tolist() == pytest.approx([0.5, 0.0, 2.0])
     with pytest.raises(EnsembleError, match="variance 0"):
-        first_batch_scale(torch.zeros(3), lam=0.5)
+        first_batch_scale(torch.zeros(3), kl_coef=0.5)
     with pytest.raises(EnsembleError, match="b must be > 0"):
         uncertainty_weights(var, 0.0)
 
@@ -62,3 +62,8 @@ def test_bradley_terry_loss_by_hand():
 def test_pairwise_accuracy_counts_ties_half():
     assert pairwise_accuracy(torch.tensor([2.0, 0.0, 1.0, 1.0]),
                              torch.tensor([1.0, 1.0, 1.0, 0.0])) == pytest.approx(2.5 / 4)
+
+
+def test_first_batch_scale_needs_a_positive_kl_coefficient():
+    with pytest.raises(EnsembleError, match="ppo.init_kl_coef must be > 0"):
+        first_batch_scale(torch.tensor([1.0, 2.0]), kl_coef=0.0)

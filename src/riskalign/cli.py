@@ -121,6 +121,7 @@ def cmd_demo(args) -> None:
     cfg = _load(args, DemoConfig, seeds=args.seeds, output_dir=args.output_dir)
     if cfg is not None:
         _print_metrics(run_demo(cfg))
+        _print_paired(Path(cfg.output_dir) / "metrics.json")
 
 
 def cmd_study(args) -> None:

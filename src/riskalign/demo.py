@@ -147,7 +147,7 @@ def run_demo(cfg: DemoConfig) -> dict:
     t = time.perf_counter()
     ev = copy.deepcopy(cfg.eval)
     ev.output_dir, ev.seeds, ev.threads = str(out), seeds, cfg.threads
-    ev.precision = cfg.precision
+    ev.precision, ev.baseline = cfg.precision, "rlhf"  # the paired differences: against RLHF
     ev.models = [f"base={cfg.base}", f"sft={sft_cfg.output_dir}",
                  f"rlhf={','.join(finals['rlhf'])}", f"ra-rlhf={','.join(finals['ra-rlhf'])}"]
     result = run_eval(ev.validate())
