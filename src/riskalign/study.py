@@ -116,9 +116,11 @@ class BatchTail:
         stats["tail_score"] = ro.scores.cpu()[idx].mean().item()
 
 
-def write_status(out: Path, cfg: StudyConfig) -> None:
+def write_status(out: Path, cfg: StudyConfig, scores: torch.Tensor | None = None) -> None:
     """``status.md``: which runs have results (with their training time and mean evaluation
-    reward) and which are still to do, so that a study spanning sessions shows where it is."""
+    reward) and which are still to do, so that a study spanning sessions shows where it is.
+    With the prompt scores, each seed whose two runs are done also gets RA-RLHF minus RLHF on
+    the mean and the worst 20% of prompts (one seed's difference, not a verdict)."""
     lines = ["# Study status", "", "| run | state | training minutes | mean reward on "
              f"{cfg.eval.split} |", "|---|---|---|---|"]
     for seed in cfg.seeds:
@@ -133,6 +135,22 @@ def write_status(out: Path, cfg: StudyConfig) -> None:
                              f"{sum(r) / len(r):+.4f} |")
             else:
                 lines.append(f"| {method} seed {seed} | to do | - | - |")
+    if scores is not None:
+        from .eval.metrics import worst_prompts_reward
+        from .eval.paired import per_prompt
+
+        rows = []
+        for seed in cfg.seeds:
+            files = [out / "raw" / f"{m}-seed{seed}.json" for m in METHODS]
+            if all(f.exists() for f in files):
+                rl, ra = (per_prompt(json.loads(f.read_text())["rewards"], len(scores)).float()
+                          for f in files)
+                rows.append(f"| {seed} | {(ra - rl).mean().item():+.4f} | "
+                            f"{worst_prompts_reward(ra - rl, scores, 20):+.4f} |")
+        if rows:
+            lines += ["", "RA-RLHF minus RLHF per seed with both runs done (descriptive; the "
+                      "verdict waits for every seed and the paired intervals):", "",
+                      "| seed | mean reward | worst 20% of prompts |", "|---|---|---|", *rows]
     lines += ["", "Rerun the same command (same settings) to continue; `report.md` and "
               "`metrics.json` appear when every run is done."]
     write_text(out / "status.md", "\n".join(lines) + "\n")
@@ -201,7 +219,7 @@ def run_study(cfg: StudyConfig) -> dict:
     ev.precision, ev.baseline = cfg.precision, "rlhf"
     setup = prepare(ev, str(sft_dir))
     models, scorer = _Models(), None
-    write_status(out, cfg)
+    write_status(out, cfg, setup.scores)
     runs = [(seed, m) for seed in cfg.seeds for m in METHODS]
     todo = [(s, m) for s, m in runs if not (raw_dir / f"{m}-seed{s}.json").exists()]
     total_iters = len(todo) * cfg.rl.ppo.total_iterations
@@ -233,7 +251,7 @@ def run_study(cfg: StudyConfig) -> dict:
         scorer = scorer or load_scorer(str(sft_dir))
         raw = _raw_result(ev, models, scorer, str(run_dir / "final"), seed, setup)
         write_text(result, json.dumps(raw))
-        write_status(out, cfg)
+        write_status(out, cfg, setup.scores)
         print(f"study: {method} seed {seed}: mean reward on {ev.split} "
               f"{sum(raw['rewards']) / len(raw['rewards']):+.4f}")
     for seed in cfg.seeds:  # the SFT model, sampled with the same seeds
