@@ -104,11 +104,12 @@ def plot_tail_during_training(logs: dict[str, list[list[dict]]], path: Path,
         its = [runs[0][k]["iteration"] for k in range(n)]
         vals = [[r[k]["tail_score"] for r in runs] for k in range(n)]
         ax.plot(its, [sum(v) / len(v) for v in vals], color=f"C{i}",
-                label=f"{name} (mean of {len(runs)} seeds)")
+                label=f"{name} ({'mean of ' if len(runs) > 1 else ''}{len(runs)} "
+                      f"seed{'s' if len(runs) > 1 else ''})")
         ax.fill_between(its, [min(v) for v in vals], [max(v) for v in vals], color=f"C{i}",
                         alpha=0.2, linewidth=0)
     ax.set_xlabel("PPO iteration")
-    ax.set_ylabel(f"training score, worst {percent:g}% of batch by prompt score")
+    ax.set_ylabel(f"training score of the batch's worst {percent:g}%\n(by prompt score)")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
