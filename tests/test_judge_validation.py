@@ -34,8 +34,8 @@ class YesNoChat:
 
 
 def test_shipped_set_covers_every_virtue_and_aspect():
-    rows = load_validation(CONS)
-    assert len(rows) >= 60
+    rows, skipped = load_validation(CONS)
+    assert len(rows) >= 60 and skipped == 0
     cells = {(r["virtue"], r["aspect"]) for r in rows}
     assert cells == {(v.name, a) for v in CONS.virtues
                      for a in ("action", "motivation", "consequence")}
@@ -74,7 +74,7 @@ def test_pointwise_scores_each_text_alone_by_hand():
 
 def test_accuracy_counts_ties_and_position_bias_as_misses():
     """A judge that always says 'A' is right in one order and wrong in the other: ties."""
-    rows = load_validation(CONS)
+    rows, _ = load_validation(CONS)
     res = judge_accuracy(lambda requests: [0.9] * len(requests), rows, CONS)
     assert res["correct"] == 0 and res["ties"] == len(rows) and res["order_agreement"] == 0.0
     assert res["ci_low"] == 0.0 and res["ci_high"] < 0.07
@@ -96,14 +96,16 @@ def test_label_pairs_with_the_pointwise_judge():
 
 def test_bad_validation_rows_are_named(tmp_path):
     f = tmp_path / "v.jsonl"
-    f.write_text(json.dumps({"virtue": "Courage", "aspect": "action", "question": "q",
+    f.write_text(json.dumps({"virtue": "Honesty", "aspect": "motive", "question": "q",
                              "better": "a", "worse": "b"}) + "\n")
-    with pytest.raises(DataError, match="line 1: virtue 'Courage'"):
+    with pytest.raises(DataError, match="row 1: aspect must be one of"):
         load_validation(CONS, f)
     f.write_text(json.dumps({"virtue": "Honesty", "aspect": "motivation", "question": "q",
                              "better": "a", "worse": "a"}) + "\n")
-    with pytest.raises(DataError, match="line 1: missing better_reply, worse_reply"):
+    with pytest.raises(DataError, match="row 1: missing better_reply, worse_reply"):
         load_validation(CONS, f)
+    with pytest.raises(DataError, match="file not found"):
+        load_validation(CONS, tmp_path / "none.jsonl")
 
 
 def test_on_topic_rate_by_hand():
@@ -123,13 +125,11 @@ def test_on_topic_rate_by_hand():
     assert res["prompt_similarity"] == pytest.approx((1.0 + 0.8 + 1.0) / 3, abs=1e-4)
 
 
-def test_unknown_virtues_are_skipped_when_asked(tmp_path):
+def test_pairs_of_virtues_the_constitution_lacks_are_left_out_and_counted(tmp_path):
     from riskalign.rlaif.constitution import load_constitution
 
     f = tmp_path / "c.yaml"
     f.write_text("virtues:\n  - name: Honesty\n    description: telling the truth\n")
-    cons = load_constitution(f)
-    rows, skipped = load_validation(cons, skip_unknown=True)
-    assert {r["virtue"] for r in rows} == {"Honesty"} and skipped == len(load_validation(CONS)) - len(rows)
-    with pytest.raises(DataError, match="is not in the constitution"):
-        load_validation(cons)
+    rows, skipped = load_validation(load_constitution(f))
+    assert {r["virtue"] for r in rows} == {"Honesty"}
+    assert len(rows) == 12 and skipped == len(load_validation(CONS)[0]) - 12

@@ -164,10 +164,14 @@ def test_trainer_samples_through_its_generator(tiny_model_dir, tmp_path):
     assert {"time_forward_policy", "time_forward_ref"} <= set(trainer.step())
 
 
-@pytest.mark.parametrize("minibatches, sizes", [("batch", [2, 2, 2, 2]), ("kept", [4, 4])])
-def test_tail_minibatches_by_hand(tiny_model_dir, tmp_path, monkeypatch, minibatches, sizes):
-    """B = 16, mini_batch_size 8, a tail of B0 = 4, 2 epochs: 'batch' keeps RLHF's 16 / 8 = 2
-    steps per epoch (minibatches of 4 / 2 = 2), 'kept' takes ceil(4 / 8) = 1 step of 4."""
+@pytest.mark.parametrize("minibatches, mb, sizes", [("batch", 8, [2, 2, 2, 2]),
+                                                     ("kept", 8, [4, 4]),
+                                                     ("batch", 2, [1] * 8)])
+def test_tail_minibatches_by_hand(tiny_model_dir, tmp_path, monkeypatch, minibatches, mb, sizes):
+    """B = 16, a tail of B0 = 4, 2 epochs. mini_batch_size 8: 'batch' keeps RLHF's 16 / 8 = 2
+    steps per epoch (minibatches of 4 / 2 = 2), 'kept' takes ceil(4 / 8) = 1 step of 4.
+    mini_batch_size 2 (8 steps per epoch for the whole batch): one step per trajectory, never
+    an empty minibatch filled with a repeated trajectory."""
     import riskalign.ppo.trainer as trainer_mod
 
     seen, real = [], trainer_mod.policy_loss
@@ -179,31 +183,10 @@ def test_tail_minibatches_by_hand(tiny_model_dir, tmp_path, monkeypatch, minibat
     monkeypatch.setattr(trainer_mod, "policy_loss", recording)
     cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=1", "risk.alpha=0.25",
                    "risk.warm_start=0", "risk.rho=0.5", f"ppo.minibatches={minibatches}",
-                   "log.checkpoint_every=100")
+                   f"ppo.mini_batch_size={mb}", "log.checkpoint_every=100")
     trainer, _ = build_trainer(cfg)
     assert trainer.step()["kept"] == 4
     assert seen == sizes
-
-
-def test_a_tail_smaller_than_the_step_count_takes_one_step_per_trajectory(tiny_model_dir,
-                                                                          tmp_path, monkeypatch):
-    """B = 16, mini_batch_size 2 (8 steps per epoch), B0 = 4: 4 steps of one trajectory each,
-    never an empty minibatch filled with a repeated trajectory."""
-    import riskalign.ppo.trainer as trainer_mod
-
-    seen, real = [], trainer_mod.policy_loss
-
-    def recording(logprobs, *args, **kwargs):
-        seen.append(logprobs.shape[0])
-        return real(logprobs, *args, **kwargs)
-
-    monkeypatch.setattr(trainer_mod, "policy_loss", recording)
-    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=1", "risk.alpha=0.25",
-                   "risk.warm_start=0", "risk.rho=0.5", "ppo.mini_batch_size=2",
-                   "log.checkpoint_every=100")
-    trainer, _ = build_trainer(cfg)
-    assert trainer.step()["kept"] == 4
-    assert seen == [1] * 8   # 2 epochs x 4
 
 
 def test_kl_controller_rate_does_not_shrink_with_the_tail(tiny_model_dir, tmp_path):

@@ -169,7 +169,7 @@ class Pipeline:
         from .report import validation_markdown
         from .validation import judge_accuracy, load_validation
 
-        rows, skipped = load_validation(self.cons, self.cfg.judge_validation, skip_unknown=True)
+        rows, skipped = load_validation(self.cons, self.cfg.judge_validation)
         if skipped:
             print(f"judge validation: {skipped} pair(s) skipped, their virtue is not in the "
                   f"constitution; {len(rows)} left")

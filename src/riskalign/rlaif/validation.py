@@ -15,11 +15,11 @@ pick the same text (a pointwise judge always agrees with itself).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 from ..tasks import DataError
+from ..tasks.files import read_records
 from .aspects import ASPECTS
 from .constitution import Constitution
 from .judge import Comparison, as_comparer, verdict
@@ -29,44 +29,28 @@ VALIDATION_FILE = Path(__file__).parent / "data" / "judge_validation.jsonl"
 FIELDS = ("virtue", "aspect", "question", "better", "worse")
 
 
-def load_validation(cons: Constitution, path: str | Path | None = None,
-                    skip_unknown: bool = False):
-    """Rows of the validation file, checked against the constitution's virtues: a row whose
-    virtue the constitution lacks is an error, or with ``skip_unknown`` left out and counted
-    (then returns (rows, skipped))."""
+def load_validation(cons: Constitution,
+                    path: str | Path | None = None) -> tuple[list[dict], int]:
+    """(rows of the validation file whose virtue the constitution has, how many rows were
+    left out for a virtue it lacks). Malformed rows are errors naming the row."""
     p = Path(path or VALIDATION_FILE)
-    if not p.is_file():
-        raise DataError(f"judge validation file not found: {p}")
     names = {v.name for v in cons.virtues}
     rows, skipped = [], 0
-    for i, line in enumerate(p.read_text(encoding="utf-8").splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{p} line {i}: invalid JSON ({e.msg})") from None
+    for i, row in enumerate(read_records(p), start=1):
         missing = [k for k in FIELDS if not str(row.get(k) or "").strip()]
         if row.get("aspect") in ("motivation", "consequence"):
             missing += [k for k in ("better_reply", "worse_reply")
                         if not str(row.get(k) or "").strip()]
         if missing:
-            raise DataError(f"{p} line {i}: missing {', '.join(missing)}")
+            raise DataError(f"{p} row {i}: missing {', '.join(missing)}")
         if row["aspect"] not in ASPECTS:
-            raise DataError(f"{p} line {i}: aspect must be one of {', '.join(ASPECTS)}, got "
+            raise DataError(f"{p} row {i}: aspect must be one of {', '.join(ASPECTS)}, got "
                             f"{row['aspect']!r}")
-        if row["virtue"] not in names:
-            if skip_unknown:
-                skipped += 1
-                continue
-            raise DataError(f"{p} line {i}: virtue {row['virtue']!r} is not in the "
-                            f"constitution ({', '.join(sorted(names))})")
-        rows.append(row)
-    if skip_unknown:
-        return rows, skipped
-    if not rows:
-        raise DataError(f"{p}: no pairs")
-    return rows
+        if row["virtue"] in names:
+            rows.append(row)
+        else:
+            skipped += 1
+    return rows, skipped
 
 
 def wilson_interval(k: int, n: int, z: float = 1.959963984540054) -> tuple[float, float]:
