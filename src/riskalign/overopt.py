@@ -252,7 +252,7 @@ def _mean_curve(curves: list[list[dict]]) -> list[dict]:
 def _summarise(runs: dict[str, list[dict]]) -> dict:
     """Per method: figures averaged over seeds (and per seed), and the final held-out gold
     minus ``mean``'s, paired per prompt and seed, with a 95% bootstrap interval over prompts."""
-    from .eval.paired import compare
+    from .eval.paired import bootstrap_draws, mean_diff, paired_interval
 
     results = {}
     for m, rs in runs.items():
@@ -275,9 +275,12 @@ def _summarise(runs: dict[str, list[dict]]) -> dict:
         mats = {m: torch.tensor([r["gold_per_prompt"] for r in rs], dtype=torch.float64)
                 for m, rs in runs.items()}
         n = mats["mean"].shape[1]
-        paired = compare(mats, "mean", torch.zeros(n, dtype=torch.float64), [100.0], 0.0, 0.2)
-        for m, stats in paired.items():
-            results[m]["final_gold_minus_mean"] = stats["mean_reward"]
+        draws, no_scores = bootstrap_draws(n, 2000, 0), torch.zeros(n, dtype=torch.float64)
+        for m in runs:
+            if m == "mean":
+                continue
+            results[m]["final_gold_minus_mean"] = paired_interval(mats["mean"], mats[m],
+                                                                  no_scores, mean_diff, draws)
             by_seed = (mats[m] - mats["mean"]).mean(1).tolist()  # training seeds, not resampled
             results[m]["final_gold_minus_mean_by_seed"] = by_seed
             results[m]["same_sign_every_seed"] = all(d > 0 for d in by_seed) or all(
