@@ -204,18 +204,65 @@ def test_kl_controller_rate_does_not_shrink_with_the_tail(tiny_model_dir, tmp_pa
 
 
 def test_checkpoints_from_before_new_settings_resume_as_they_trained():
-    """A saved config without precision / ppo.minibatches / task.validation reads as fp32,
-    'kept' and 0: it matches a run asking for those, and names the key that differs otherwise."""
+    """A saved config without precision / ppo.minibatches / ppo.whiten_over / task.validation
+    reads as fp32, 'kept', 'kept' and 0: it matches a run asking for those, and names the key
+    that differs otherwise."""
+    import copy
+
     from riskalign.config import RunConfig, to_dict
     from riskalign.config import first_difference as _first_difference
     from riskalign.ppo.trainer import _training_keys, _with_legacy
 
     now = to_dict(RunConfig(precision="auto"))
-    old = _training_keys(now)
-    del old["precision"], old["ppo"]["minibatches"], old["task"]["validation"]
+    old = copy.deepcopy(_training_keys(now))
+    del old["precision"], old["ppo"]["minibatches"], old["ppo"]["whiten_over"]
+    del old["task"]["validation"]
     same = RunConfig(precision="fp32")
     same.ppo.minibatches = "kept"
     assert _with_legacy(old) == _training_keys(to_dict(same))
     assert _first_difference(_with_legacy(old), _training_keys(now)) == "ppo.minibatches"
     old["precision"] = "auto"            # an early version saved it unresolved
     assert _with_legacy(old)["precision"] == "fp32"
+
+
+@pytest.mark.parametrize("whiten_over", ["kept", "batch"])
+def test_tail_advantages_whitened_over_kept_or_batch(tiny_model_dir, tmp_path, monkeypatch,
+                                                     whiten_over):
+    """The advantages that train are the GAE values of the kept rows minus mu, over sigma, with
+    mu and sigma^2 (Bessel-corrected) the mean and variance of the valid tokens of the kept
+    rows ('kept') or of the whole batch ('batch'); computed here by hand from the raw GAE."""
+    import riskalign.ppo.trainer as trainer_mod
+
+    raw, seen = {}, {}
+    real_gae = trainer_mod.compute_gae
+
+    def gae(rewards, values, mask, *a):
+        raw["adv"], raw["mask"] = (x.clone() for x in (real_gae(rewards, values, mask, *a)[0],
+                                                       mask))
+        return real_gae(rewards, values, mask, *a)
+
+    monkeypatch.setattr(trainer_mod, "compute_gae", gae)
+    cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=1", "risk.alpha=0.25",
+                   "risk.warm_start=0", "risk.rho=0.5", f"ppo.whiten_over={whiten_over}",
+                   "log.checkpoint_every=100")
+    trainer, _ = build_trainer(cfg)
+    real_select = trainer.select
+
+    def select(it, ro, rewards):
+        seen["keep"] = real_select(it, ro, rewards)
+        return seen["keep"]
+
+    trainer.select = select
+    monkeypatch.setattr(trainer, "update", lambda ro, adv, ret, stand_in=None:
+                        seen.update(adv=adv.clone()) or {})
+    stats = trainer.step()
+    keep = seen["keep"]
+    assert len(keep) == 4
+    pool = keep if whiten_over == "kept" else torch.arange(16)
+    vals = raw["adv"][pool][raw["mask"][pool].bool()]
+    n = len(vals)
+    mu = vals.sum() / n
+    var = ((vals - mu) ** 2).sum() / (n - 1)
+    expected = (raw["adv"][keep] - mu) / torch.sqrt(var + 1e-8) * raw["mask"][keep]
+    torch.testing.assert_close(seen["adv"], expected, rtol=1e-5, atol=1e-6)
+    assert "value_explained_var_batch" in stats

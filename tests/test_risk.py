@@ -45,3 +45,38 @@ def test_select_tail_ties_go_to_earlier_index():
     assert select_tail(r, 3).tolist() == [1, 3, 5]
     assert select_tail(r, 4).tolist() == [1, 2, 3, 5]
     assert select_tail(r, 6).tolist() == list(range(6))
+
+
+def test_rank_by_gain_keeps_the_lowest_score_minus_prompt_score():
+    """scores (0.5, 0.2, -0.1, 0.9), prompt scores (0.4, -0.5, -0.6, 0.0): gains (0.1, 0.7,
+    0.5, 0.9), so B0 = 2 keeps 0 and 2; ranked by score it would keep 1 and 2."""
+    from types import SimpleNamespace
+
+    from riskalign import SoftRiskSelector
+
+    starts = {"a": 0.4, "b": -0.5, "c": -0.6, "d": 0.0}
+    ro = SimpleNamespace(prompts=list("abcd"), scores=torch.tensor([0.5, 0.2, -0.1, 0.9]))
+    rewards = torch.zeros(4, 3)
+    gain = SoftRiskSelector(0.5, 0, 0.5, "gain", 2,
+                            lambda ps: torch.tensor([starts[p] for p in ps]))
+    assert gain(2, ro, rewards).tolist() == [0, 2]
+    assert gain.stats == {"risk_b0": 2, "risk_threshold": pytest.approx(0.5)}
+    assert SoftRiskSelector(0.5, 0, 0.5, "score", 2)(2, ro, rewards).tolist() == [1, 2]
+    with pytest.raises(ValueError, match="gain"):
+        SoftRiskSelector(0.5, 0, 0.5, "gain", 2)
+
+
+def test_prompt_score_cache_scores_each_prompt_once():
+    from riskalign.rewards import PromptScoreCache
+
+    calls = []
+
+    def source(prompts, completions):
+        calls.append(list(prompts))
+        assert completions == [""] * len(prompts)
+        return torch.tensor([float(len(p)) for p in prompts])
+
+    cache = PromptScoreCache(source)
+    assert cache(["ab", "c", "ab"]).tolist() == [2.0, 1.0, 2.0]
+    assert cache(["c", "def"]).tolist() == [1.0, 3.0]
+    assert calls == [["ab", "c"], ["def"]]

@@ -13,19 +13,20 @@ def _args(tiny, out):
             "rl.task.validation=6", "rl.log.tensorboard=false", "risk.warm_start=1",
             "risk.rho=0.75", "risk.alpha=0.5", "eval.task.validation=6", "eval.task.max_eval=10",
             "eval.task.new_tokens=4", "eval.task.min_new_tokens=4", "eval.reference_texts=3",
-            "eval.bootstrap=200", "eval.split=validation"]
+            "eval.bootstrap=200", "eval.split=validation", "variants.kept=[ppo.minibatches=kept]"]
 
 
 def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     out = tmp_path / "study"
     assert main(_args(tiny_model_dir, out)) == 0
     metrics = json.loads((out / "metrics.json").read_text())
-    assert set(metrics) == {"rlhf", "ra-rlhf", "sft", "paired"}
+    assert set(metrics) == {"rlhf", "ra-rlhf", "kept", "sft", "paired"}
     paired = metrics["paired"]
     assert paired["baseline"] == "rlhf" and paired["n_seeds"] == 2 and paired["n_prompts"] == 6
-    for key in ("tail_reward_q20", "mean_reward"):
-        d = paired["models"]["ra-rlhf"][key]
-        assert d["ci_low"] <= d["diff"] <= d["ci_high"]
+    for method in ("ra-rlhf", "kept"):
+        for key in ("tail_reward_q20", "mean_reward"):
+            d = paired["models"][method][key]
+            assert d["ci_low"] <= d["diff"] <= d["ci_high"]
     ra = [json.loads(x) for x in (out / "logs/ra-rlhf-seed1.jsonl").read_text().splitlines()]
     assert [r["kept"] for r in ra] == [4, 3, 2, 2]   # B0: B=4, alpha 0.5, n=1, ceil(0.75*4)=3
     assert all("tail_score" in r for r in ra)
@@ -36,6 +37,9 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
         assert (out / f).exists(), f
     report = (out / "report.md").read_text()
     assert "RA-RLHF minus RLHF" in report and "Paired differences against `rlhf`" in report
+    assert "Variant `kept` minus RLHF" in report and "`ppo.minibatches=kept`" in report
+    kept = json.loads((out / "work/kept-seed0/config.json").read_text())
+    assert kept["ppo"]["minibatches"] == "kept" and kept["risk"]["alpha"] == 0.5
     # the evaluation used the validation prompts, which training never saw
     raw = json.loads((out / "raw/rlhf-seed0.json").read_text())
     assert len(raw["rewards"]) == 6
@@ -67,3 +71,40 @@ def test_study_refuses_other_settings_in_the_same_folder(tmp_path):
 
     with pytest.raises(ConfigError, match="'risk.alpha' differs"):
         _check_same_study(out, other)
+
+
+def test_variants_are_checked_and_may_grow_but_not_change(tmp_path):
+    import pytest
+
+    from riskalign.config import ConfigError, load_config
+    from riskalign.study import StudyConfig, _check_same_study, _settings, run_config
+
+    def cfg(*extra):
+        return load_config(None, ["precision=fp32", *extra], cls=StudyConfig)
+
+    gain = cfg("variants.gain=[risk.rank_by=gain, risk.warm_start=20]")
+    rl = run_config(gain, "gain", 1)
+    assert (rl.risk.rank_by, rl.risk.warm_start, rl.risk.alpha, rl.seed) == ("gain", 20, 0.4, 1)
+    assert run_config(gain, "rlhf", 1).risk.alpha == 1.0
+    for bad, msg in (("variants.x=[seed=3]", "variants.x must be free of seed"),
+                     ("variants.x=[task.name=imdb]", "variants.x must be free of"),
+                     ("variants.x=[risk.alpha=1]", "variants.x: risk.alpha must be < 1"),
+                     ("variants.x=[risk.rank_by=best]", "variants.x: risk.rank_by must be"),
+                     ("variants.x=[]", "variants.x must be a non-empty list"),
+                     ("variants.sft=[risk.alpha=0.5]", "variants must be named")):
+        with pytest.raises(ConfigError, match=msg):
+            cfg(bad)
+
+    out = tmp_path / "s"
+    out.mkdir()
+    plain = cfg()
+    saved = _settings(plain)
+    del saved["rl"]["ppo"]["whiten_over"]          # a study begun before the setting existed
+    (out / "study.json").write_text(json.dumps({"settings": saved}))
+    _check_same_study(out, gain)                    # a variant may be added
+    (out / "study.json").write_text(json.dumps({"settings": saved,
+                                                "variants": gain.variants}))
+    with pytest.raises(ConfigError, match="holds variant 'gain'"):
+        _check_same_study(out, cfg("variants.gain=[risk.rank_by=gain]"))
+    with pytest.raises(ConfigError, match="'rl.ppo.whiten_over' differs"):
+        _check_same_study(out, cfg("rl.ppo.whiten_over=batch"))

@@ -190,6 +190,9 @@ class PPOConfig:
                                     "RA-RLHF takes as many optimizer steps as RLHF (the paper's "
                                     "setting); 'kept' = mini_batch_size each, so a tail of B0 "
                                     "takes ceil(B0 / mini_batch_size) steps.")
+    whiten_over: str = opt("kept", "Whose advantages set the whitening mean and variance when "
+                                   "only some trajectories train (RA-RLHF): 'kept' = the "
+                                   "trajectories that train, 'batch' = the whole batch.")
 
     def validate(self, p: str) -> None:
         pos = ("learning_rate", "batch_size", "mini_batch_size", "forward_batch_size",
@@ -206,8 +209,9 @@ class PPOConfig:
         _check(0 <= self.lam <= 1, f"{p}.lam", "in [0, 1]", self.lam)
         _check(0 < self.top_p <= 1, f"{p}.top_p", "in (0, 1]", self.top_p)
         _check(self.top_k >= 0, f"{p}.top_k", ">= 0", self.top_k)
-        _check(self.minibatches in ("batch", "kept"), f"{p}.minibatches", "'batch' or 'kept'",
-               self.minibatches)
+        for k in ("minibatches", "whiten_over"):
+            _check(getattr(self, k) in ("batch", "kept"), f"{p}.{k}", "'batch' or 'kept'",
+                   getattr(self, k))
         for k in ("vf_coef", "max_grad_norm", "weight_decay", "init_kl_coef"):
             v = getattr(self, k)
             _check(math.isfinite(v) and v >= 0, f"{p}.{k}", ">= 0", v)
@@ -220,14 +224,15 @@ class RiskConfig:
     warm_start: int = opt(30, "Iterations n trained on the whole batch before the share shrinks.")
     rho: float = opt(0.95, "The share reaches alpha at iteration ceil(rho * M).")
     rank_by: str = opt("kl_return", "Rank trajectories by 'kl_return' (sum_t r_t - beta kl_t, the "
-                                    "paper's choice) or 'score' (the raw task score).")
+                                    "paper's choice), 'score' (the raw task score) or 'gain' "
+                                    "(the score minus the prompt's own score).")
 
     def validate(self, p: str) -> None:
         _check(0 < self.alpha <= 1, f"{p}.alpha", "in (0, 1]", self.alpha)
         _check(0 < self.rho <= 1, f"{p}.rho", "in (0, 1]", self.rho)
         _check(self.warm_start >= 0, f"{p}.warm_start", ">= 0", self.warm_start)
-        _check(self.rank_by in ("kl_return", "score"), f"{p}.rank_by", "'kl_return' or 'score'",
-               self.rank_by)
+        _check(self.rank_by in ("kl_return", "score", "gain"), f"{p}.rank_by",
+               "'kl_return', 'score' or 'gain'", self.rank_by)
 
 
 @dataclass
@@ -409,10 +414,26 @@ def first_difference(a: dict, b: dict, prefix: str = "") -> str:
     return prefix.rstrip(".")
 
 
-def check_same_settings(saved: dict | None, now: dict, where: str) -> None:
+def fill_missing(saved: dict, legacy: dict) -> dict:
+    """``saved`` with the keys it predates filled in from ``legacy`` (nested like it), as they
+    behaved before they existed; sections ``saved`` lacks altogether are left out."""
+    out = dict(saved)
+    for k, v in legacy.items():
+        if isinstance(v, dict) and isinstance(out.get(k), dict):
+            out[k] = fill_missing(out[k], v)
+        elif not isinstance(v, dict):
+            out.setdefault(k, v)
+    return out
+
+
+def check_same_settings(saved: dict | None, now: dict, where: str,
+                        legacy: dict | None = None) -> None:
     """A study folder takes more runs only with the settings it was made with (one-line error
-    naming the first key that differs). ``now`` is compared through JSON, as it is saved."""
+    naming the first key that differs). ``now`` is compared through JSON, as it is saved;
+    settings added since ``saved`` was written count as ``legacy`` gives them."""
     now = json.loads(json.dumps(now))
+    if saved is not None and legacy:
+        saved = fill_missing(saved, legacy)
     if saved is not None and saved != now:
         raise ConfigError(f"{where} holds a study made with other settings "
                           f"('{first_difference(saved, now)}' differs); use another output "

@@ -7,6 +7,12 @@ on the evaluation split with sampling seed s; the SFT model is sampled with the 
 summary is ``riskalign eval``'s, with RLHF as the paired baseline: differences per prompt and
 seed with 95% bootstrap intervals over prompts.
 
+``variants`` adds named RA-RLHF runs that differ by a few settings (e.g. ``ppo.minibatches=kept``
+or ``risk.rank_by=gain``), each paired against the same RLHF runs. Run them with
+``eval.split=validation`` to choose settings, then add the chosen one to the study on the test
+split, which evaluates it once. Variants may be added to a study folder later; a variant's
+settings may not change.
+
 Resuming: a run's small results (its per-iteration log and its evaluation) are written next to
 the report as soon as the run ends, and a run with results is never redone; a run cut short
 resumes from its checkpoint under ``work/``. Only ``work/`` (models and checkpoints) is large;
@@ -25,17 +31,21 @@ from pathlib import Path
 import torch
 
 from .atomic import write_text
-from .config import (RiskConfig, RunConfig, _check, check_precision, check_same_settings, opt,
-                     precision_opt, to_dict)
+from .config import (ConfigError, RiskConfig, RunConfig, _build, _check, check_precision,
+                     check_same_settings, merge_overrides, opt, precision_opt, to_dict)
 from .demo import _sft_defaults, cpu_rl_defaults, cpu_task
 from .eval.plots import plot_tail_during_training
 from .eval.run import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
-from .rewards import prompt_scores
+from .rewards import PromptScoreCache
 from .sft import SFTConfig, run_sft
 from .runtime import configure
 from .train import run_ppo
 
 METHODS = ("rlhf", "ra-rlhf")
+# what a variant may not override: the run's identity, and what decides the prompts
+_FIXED = ("seed", "output_dir", "threads", "precision", "task", "log", "model.policy")
+# settings added to the study after its first runs, as those runs behaved
+_LEGACY = {"rl": {"ppo": {"whiten_over": "kept"}}}
 
 
 def _rl_defaults() -> RunConfig:
@@ -73,6 +83,10 @@ class StudyConfig:
     eval: EvalConfig = field(default_factory=_eval_defaults,
                              metadata={"help": "Evaluation (split=test for the final run, "
                                                "validation to choose settings)."})
+    variants: dict = opt({}, "More RA-RLHF runs by name, each a list of key=value overrides of "
+                             "the RA-RLHF run's settings, e.g. {kept: [ppo.minibatches=kept]} "
+                             "(on the command line: variants.kept=[ppo.minibatches=kept]); each "
+                             "is trained on every seed and paired against RLHF.")
 
     def validate(self) -> "StudyConfig":
         _check(len(self.seeds) >= 1 and len(set(self.seeds)) == len(self.seeds), "seeds",
@@ -93,7 +107,47 @@ class StudyConfig:
         self.rl.validate()
         self.risk.validate("risk")
         self.eval.validate()
+        _check(isinstance(self.variants, dict), "variants", "a mapping of name to overrides",
+               self.variants)
+        for name in self.variants:
+            run_config(self, name, self.seeds[0])  # every variant builds and validates
         return self
+
+
+def methods(cfg: StudyConfig) -> list[str]:
+    """The runs of each seed: RLHF, RA-RLHF, then the variants in the order given."""
+    return [*METHODS, *cfg.variants]
+
+
+def run_config(cfg: StudyConfig, method: str, seed: int, sft_dir: Path | None = None,
+               work: Path | None = None) -> RunConfig:
+    """The PPO settings of one run: ``rl``, with ``risk`` for RA-RLHF and its variants (alpha 1,
+    plain RLHF, for 'rlhf') and a variant's overrides on top."""
+    rl = copy.deepcopy(cfg.rl)
+    rl.risk = RiskConfig(alpha=1.0) if method == "rlhf" else copy.deepcopy(cfg.risk)
+    if method not in METHODS:
+        where = f"variants.{method}"
+        _check(isinstance(method, str) and method.replace("-", "").isalnum()
+               and method not in ("sft", "paired"), "variants",
+               "named with letters, digits and '-' (not sft or paired)", method)
+        overrides = cfg.variants[method]
+        _check(isinstance(overrides, list) and overrides
+               and all(isinstance(o, str) for o in overrides), where,
+               "a non-empty list of key=value overrides", overrides)
+        for o in overrides:
+            key = o.split("=", 1)[0].strip()
+            _check(not any(key == f or key.startswith(f + ".") for f in _FIXED), where,
+                   f"free of {', '.join(_FIXED)} (the study sets them)", o)
+        try:
+            rl = _build(RunConfig, merge_overrides(to_dict(rl), overrides)).validate()
+        except ConfigError as e:
+            raise ConfigError(f"{where}: {e}") from None
+        _check(rl.risk.alpha < 1, f"{where}: risk.alpha", "< 1 (a variant is RA-RLHF)",
+               rl.risk.alpha)
+    rl.seed, rl.threads, rl.precision = seed, cfg.threads, cfg.precision
+    if sft_dir is not None:
+        rl.model.policy, rl.output_dir = str(sft_dir), str(work / f"{method}-seed{seed}")
+    return rl
 
 
 class BatchTail:
@@ -101,17 +155,15 @@ class BatchTail:
     prompt score (prompt scores cached per prompt), logged as ``tail_score``."""
 
     def __init__(self, percent: float):
-        self.fraction, self.cache = percent / 100, {}
+        self.fraction, self.starts = percent / 100, None
 
     def __call__(self, trainer, stats: dict) -> None:
         from .eval.metrics import tail_count
         from .risk import select_tail
 
         ro = trainer.last_rollout
-        new = [p for p in dict.fromkeys(ro.prompts) if p not in self.cache]
-        if new:
-            self.cache.update(zip(new, prompt_scores(trainer.reward, new).tolist()))
-        scores = torch.tensor([self.cache[p] for p in ro.prompts])
+        self.starts = self.starts or PromptScoreCache(trainer.reward)
+        scores = self.starts(ro.prompts)
         idx = select_tail(scores, tail_count(len(scores), self.fraction))
         stats["tail_score"] = ro.scores.cpu()[idx].mean().item()
 
@@ -124,7 +176,7 @@ def write_status(out: Path, cfg: StudyConfig, scores: torch.Tensor | None = None
     lines = ["# Study status", "", "| run | state | training minutes | mean reward on "
              f"{cfg.eval.split} |", "|---|---|---|---|"]
     for seed in cfg.seeds:
-        for method in METHODS:
+        for method in methods(cfg):
             name = f"{method}-seed{seed}"
             raw, log = out / "raw" / f"{name}.json", out / "logs" / f"{name}.jsonl"
             if raw.exists():
@@ -141,16 +193,19 @@ def write_status(out: Path, cfg: StudyConfig, scores: torch.Tensor | None = None
 
         rows = []
         for seed in cfg.seeds:
-            files = [out / "raw" / f"{m}-seed{seed}.json" for m in METHODS]
-            if all(f.exists() for f in files):
-                rl, ra = (per_prompt(json.loads(f.read_text())["rewards"], len(scores)).float()
-                          for f in files)
-                rows.append(f"| {seed} | {(ra - rl).mean().item():+.4f} | "
-                            f"{worst_prompts_reward(ra - rl, scores, 20):+.4f} |")
+            base = out / "raw" / f"rlhf-seed{seed}.json"
+            for method in methods(cfg)[1:]:
+                file = out / "raw" / f"{method}-seed{seed}.json"
+                if base.exists() and file.exists():
+                    rl, ra = (per_prompt(json.loads(f.read_text())["rewards"], len(scores)).float()
+                              for f in (base, file))
+                    rows.append(f"| {method} | {seed} | {(ra - rl).mean().item():+.4f} | "
+                                f"{worst_prompts_reward(ra - rl, scores, 20):+.4f} |")
         if rows:
-            lines += ["", "RA-RLHF minus RLHF per seed with both runs done (descriptive; the "
-                      "verdict waits for every seed and the paired intervals):", "",
-                      "| seed | mean reward | worst 20% of prompts |", "|---|---|---|", *rows]
+            lines += ["", "Minus RLHF per seed with both runs done (descriptive; the verdict "
+                      "waits for every seed and the paired intervals):", "",
+                      "| method | seed | mean reward | worst 20% of prompts |", "|---|---|---|---|",
+                      *rows]
     lines += ["", "Rerun the same command (same settings) to continue; `report.md` and "
               "`metrics.json` appear when every run is done."]
     write_text(out / "status.md", "\n".join(lines) + "\n")
@@ -168,16 +223,23 @@ def _settings(cfg: StudyConfig) -> dict:
     resolved: runs of one study must share it, even across machines."""
     from .precision import resolve
 
-    s = {k: v for k, v in to_dict(cfg).items() if k not in ("output_dir", "threads")}
+    s = {k: v for k, v in to_dict(cfg).items()
+         if k not in ("output_dir", "threads", "variants")}  # variants may be added later
     s["precision"] = resolve(cfg.precision)
     return s
 
 
 def _check_same_study(out: Path, cfg: StudyConfig) -> None:
-    """Refuse to add runs to a study folder made with other settings (one-line error)."""
+    """Refuse to add runs to a study folder made with other settings, or to change the
+    overrides of a variant it already holds (one-line error)."""
     saved = out / "study.json"
     if saved.exists():
-        check_same_settings(json.loads(saved.read_text()).get("settings"), _settings(cfg), str(out))
+        study = json.loads(saved.read_text())
+        check_same_settings(study.get("settings"), _settings(cfg), str(out), _LEGACY)
+        for name, overrides in study.get("variants", {}).items():
+            if name in cfg.variants and cfg.variants[name] != overrides:
+                raise ConfigError(f"{out} holds variant '{name}' made with {overrides}; give it "
+                                  f"the same overrides or another name")
 
 
 def _record_sft(out: Path, sft_dir: Path) -> None:
@@ -207,6 +269,9 @@ def run_study(cfg: StudyConfig) -> dict:
     if not (out / "study.json").exists():
         write_text(out / "study.json", json.dumps({"settings": _settings(cfg),
                                                    "invocation_seconds": []}, indent=2))
+    study = json.loads((out / "study.json").read_text())
+    study["variants"] = {**study.get("variants", {}), **cfg.variants}
+    write_text(out / "study.json", json.dumps(study, indent=2))
     t_start, clock = time.perf_counter(), {"iterations": 0}
     sft_dir = work / "sft"
     if not (sft_dir / "config.json").exists():
@@ -220,7 +285,7 @@ def run_study(cfg: StudyConfig) -> dict:
     setup = prepare(ev, str(sft_dir))
     models, scorer = _Models(), None
     write_status(out, cfg, setup.scores)
-    runs = [(seed, m) for seed in cfg.seeds for m in METHODS]
+    runs = [(seed, m) for seed in cfg.seeds for m in methods(cfg)]
     todo = [(s, m) for s, m in runs if not (raw_dir / f"{m}-seed{s}.json").exists()]
     total_iters = len(todo) * cfg.rl.ppo.total_iterations
 
@@ -239,10 +304,7 @@ def run_study(cfg: StudyConfig) -> dict:
         if result.exists():
             continue
         print(f"study: run {k + 1}/{len(runs)}: {method} seed {seed}")
-        rl = copy.deepcopy(cfg.rl)
-        rl.seed, rl.threads, rl.precision = seed, cfg.threads, cfg.precision
-        rl.model.policy, rl.output_dir = str(sft_dir), str(work / f"{method}-seed{seed}")
-        rl.risk = copy.deepcopy(cfg.risk) if method == "ra-rlhf" else RiskConfig(alpha=1.0)
+        rl = run_config(cfg, method, seed, sft_dir, work)
         run_dir = Path(rl.output_dir)
         if not (run_dir / "summary.json").exists():
             run_ppo(rl, resume=(run_dir / "checkpoints").exists(), title=f"{method} seed {seed}",
@@ -261,10 +323,10 @@ def run_study(cfg: StudyConfig) -> dict:
             write_text(result, json.dumps(_raw_result(ev, models, scorer, str(sft_dir), seed,
                                                       setup)))
     raws = {name: [json.loads((raw_dir / f"{name}-seed{s}.json").read_text()) for s in cfg.seeds]
-            for name in ("rlhf", "ra-rlhf", "sft")}
+            for name in (*methods(cfg), "sft")}
     metrics = summarise(ev, setup, raws, "sft")
     logs = {m: [[json.loads(x) for x in (log_dir / f"{m}-seed{s}.jsonl").read_text().splitlines()
-                 if x.strip()] for s in cfg.seeds] for m in METHODS}
+                 if x.strip()] for s in cfg.seeds] for m in methods(cfg)}
     plot_tail_during_training(logs, out / "tail_during_training.png", cfg.tail_percent)
     _finish_report(out, cfg, time.perf_counter() - t_start)
     return metrics
@@ -274,15 +336,20 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
     """Put the study's settings, the training-tail picture and the verdict on top of eval's
     report.md, and record this invocation's wall time in study.json."""
     metrics = json.loads((out / "metrics.json").read_text())
-    paired = metrics["paired"]["models"]["ra-rlhf"]
     p, r = cfg.rl.ppo, cfg.risk
     verdicts = []
-    for key, name in (("tail_reward_q20", "worst 20% of prompts"), ("mean_reward", "mean reward")):
-        d = paired[key]
-        word = ("ahead" if d["ci_low"] > 0 else "behind" if d["ci_high"] < 0
-                else "not distinguishable from RLHF")
-        verdicts.append(f"- {name}: RA-RLHF minus RLHF {d['diff']:+.3f}, 95% CI "
-                        f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: RA-RLHF is {word}.")
+    for method in methods(cfg)[1:]:
+        paired = metrics["paired"]["models"][method]
+        label = "RA-RLHF" if method == "ra-rlhf" else f"Variant `{method}`"
+        for key, name in (("tail_reward_q20", "worst 20% of prompts"),
+                          ("mean_reward", "mean reward")):
+            d = paired[key]
+            word = ("ahead" if d["ci_low"] > 0 else "behind" if d["ci_high"] < 0
+                    else "not distinguishable from RLHF")
+            verdicts.append(f"- {name}: {label} minus RLHF {d['diff']:+.3f}, 95% CI "
+                            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: {label} is {word}.")
+    described = [f"`{name}` = RA-RLHF with {', '.join(f'`{o}`' for o in overrides)}"
+                 for name, overrides in cfg.variants.items()]
     study = json.loads((out / "study.json").read_text())
     rebuilt = ", ".join(d[:12] for d in study.get("sft_rebuilt_sha256", []))
     caveat = ([f"Caveat: this study was resumed on another machine and its SFT model, rebuilt "
@@ -297,8 +364,9 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
         f"initial KL coefficient {p.init_kl_coef:g} (adaptive: {p.adap_kl_ctrl}), LoRA r "
         f"{cfg.rl.model.lora.r}; training seeds {', '.join(map(str, cfg.seeds))}. RA-RLHF adds "
         f"the soft-risk schedule: alpha {r.alpha:g}, warm start {r.warm_start}, rho {r.rho:g}, "
-        f"ranked by {r.rank_by}. Evaluation on the {cfg.eval.split} split, sampling seed = "
-        "training seed.", "",
+        f"ranked by {r.rank_by}. "
+        + (f"Variants: {'; '.join(described)}. " if described else "")
+        + f"Evaluation on the {cfg.eval.split} split, sampling seed = training seed.", "",
         "## Verdict (95% bootstrap intervals over prompts, seeds pooled)", "", *verdicts, "",
         f"![Mean training score of each batch's worst {cfg.tail_percent:g}% of trajectories by "
         "prompt score](tail_during_training.png)", "",

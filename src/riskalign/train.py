@@ -15,7 +15,8 @@ from .models import load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings
 from .ppo.trainer import PPOTrainer, seed_everything, total_iterations
 from .risk import SoftRiskSelector
-from .rewards import build_shaper
+from .rewards import PromptScoreCache, build_shaper
+from .rewards.shaping import as_shaper
 from .tasks import get_spec, load_task
 from .runtime import configure
 
@@ -24,13 +25,15 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def risk_selector(cfg: RunConfig, n_prompts: int) -> SoftRiskSelector | None:
-    """The RA-RLHF tail selector the config asks for (None when risk.alpha = 1)."""
+def risk_selector(cfg: RunConfig, n_prompts: int, reward=None) -> SoftRiskSelector | None:
+    """The RA-RLHF tail selector the config asks for (None when risk.alpha = 1); ``reward``
+    scores the prompts alone when risk.rank_by = 'gain'."""
     if cfg.risk.alpha >= 1:
         return None
     r = cfg.risk
+    starts = PromptScoreCache(as_shaper(reward).source) if r.rank_by == "gain" else None
     return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
-                            total_iterations(cfg, n_prompts))
+                            total_iterations(cfg, n_prompts), starts)
 
 
 def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
@@ -42,7 +45,7 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     policy, ref = load_policy(cfg.model)
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
                              cfg.ppo.top_k, cfg.ppo.top_p)
-    select = select or risk_selector(cfg, len(task.train))
+    select = select or risk_selector(cfg, len(task.train), reward)
     trainer = PPOTrainer(cfg, policy, ref, tokenizer, reward, task.train.texts, gen, select)
     return trainer, task
 

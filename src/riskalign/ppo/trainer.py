@@ -7,8 +7,10 @@ One iteration (``PPOTrainer.step``):
 2. r_t = -beta c_i (log pi - log pi_ref) on every valid token, plus the score on the last one
    (c_i = 1 unless the shaper says otherwise);
 3. choose the trajectories that train (``select``: the RA-RLHF tail, or all of them);
-4. GAE and advantage whitening over the chosen trajectories' valid tokens (the critic's fit to
-   them is logged: ``value_explained_var`` = 1 - Var(R - V) / Var(R));
+4. GAE, and advantage whitening over the chosen trajectories' valid tokens (or, with
+   ``ppo.whiten_over='batch'``, with the whole batch's mean and variance); the critic's fit
+   1 - Var(R - V) / Var(R) is logged over the chosen trajectories (``value_explained_var``) and
+   the whole batch (``value_explained_var_batch``);
 5. ``ppo_epochs`` passes of shuffled minibatches, each cut to its longest sequence: clipped
    policy loss (each sample's term times w_i when given) + vf_coef * clipped value loss, AdamW
    (fused), gradient clipping. With ``ppo.minibatches='batch'`` an epoch has
@@ -29,7 +31,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..config import RunConfig, first_difference, to_dict
+from ..config import RunConfig, fill_missing, first_difference, to_dict
 from ..models import ActorCritic
 from ..rewards.shaping import as_shaper
 from .advantages import (compute_gae, kl_penalised_rewards, masked_mean, masked_var,
@@ -132,13 +134,15 @@ class PPOTrainer:
         keep = (self.select(self.iteration, ro, rewards) if self.select
                 else torch.arange(len(ro), device=ro.scores.device))
         self.last_rollout = ro
-        sub, rewards, kl = ro.subset(keep), rewards[keep], kl[keep]
-        mask = sub.response_mask.float()
-        advantages, returns = compute_gae(rewards, sub.values, mask, p.gamma, p.lam)
-        # how well the critic fits the trajectories that train: 1 - Var(R - V) / Var(R)
-        fit = 1 - (masked_var(returns - sub.values, mask, reduce=self.dist.reduce)
-                   / masked_var(returns, mask, reduce=self.dist.reduce).clamp(min=1e-12))
-        if p.whiten_advantages:
+        full_mask = ro.response_mask.float()
+        advantages, returns = compute_gae(rewards, ro.values, full_mask, p.gamma, p.lam)
+        if p.whiten_advantages and p.whiten_over == "batch":  # the whole batch's statistics
+            advantages = masked_whiten(advantages, full_mask, reduce=self.dist.reduce)
+        fit_batch = self._fit(returns, ro.values, full_mask)
+        sub, kl = ro.subset(keep), kl[keep]
+        advantages, returns, mask = advantages[keep], returns[keep], full_mask[keep]
+        fit = self._fit(returns, sub.values, mask)
+        if p.whiten_advantages and p.whiten_over == "kept":
             advantages = masked_whiten(advantages, mask, reduce=self.dist.reduce)
         t0 = time.perf_counter()
         stats = self.update(sub, advantages, returns, stand_in=ro)
@@ -159,12 +163,19 @@ class PPOTrainer:
             score_std=scores.std().item() if len(scores) > 1 else 0.0,
             kept=kept, kept_score_mean=scores[trained].mean().item(), kl=mean_kl, beta=beta,
             kl_coef_mean=kl_coef_mean, value_explained_var=fit.item(),
+            value_explained_var_batch=fit_batch.item(),
             entropy=entropy.item(),
             response_len=ro.response_mask.sum(1).float().mean().item(),
             **getattr(self.select, "stats", {}), **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
             time_total=time.perf_counter() - t_start)
         return stats
+
+    def _fit(self, returns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """The critic's fit to these trajectories: 1 - Var(R - V) / Var(R) over valid tokens."""
+        r = self.dist.reduce
+        return 1 - masked_var(returns - values, mask, reduce=r) / masked_var(
+            returns, mask, reduce=r).clamp(min=1e-12)
 
     def update(self, ro: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
                stand_in: Rollout | None = None) -> dict:
@@ -269,7 +280,8 @@ class PPOTrainer:
 
 
 # settings added after a checkpoint was written: the behaviour it was trained with
-_LEGACY = {"precision": "fp32", "ppo": {"minibatches": "kept"}, "task": {"validation": 0}}
+_LEGACY = {"precision": "fp32", "ppo": {"minibatches": "kept", "whiten_over": "kept"},
+           "task": {"validation": 0}}
 
 
 def _training_keys(cfg: dict) -> dict:
@@ -290,11 +302,9 @@ def _with_legacy(saved: dict) -> dict:
     out = dict(saved)
     if out.get("precision") == "auto":  # saved unresolved by an early version: resolve here
         out["precision"] = resolve("auto")
-    for k, v in _LEGACY.items():
+    for k, v in _LEGACY.items():  # a section the saved config lacks takes the legacy values
         if isinstance(v, dict):
-            out[k] = {**v, **out.get(k, {})}
-        else:
-            out.setdefault(k, v)
-    return out
+            out.setdefault(k, {})
+    return fill_missing(out, _LEGACY)
 
 

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from ..config import RewardConfig
-from .base import RewardError, RewardSource, TextReward, checked_scores, prompt_scores
+from .base import (PromptScoreCache, RewardError, RewardSource, TextReward, checked_scores,
+                   prompt_scores)
 
 KINDS = ("vader", "non-toxicity", "hf", "python", "ensemble")
 
@@ -45,6 +46,5 @@ def build_shaper(cfg: RewardConfig, default_kind: str = "vader", kl_coef: float 
     return PlainShaper(source)
 
 
-__all__ = ["KINDS", "RewardError", "RewardSource", "TextReward", "build_reward", "build_shaper",
-           "checked_scores",
-           "prompt_scores"]
+__all__ = ["KINDS", "PromptScoreCache", "RewardError", "RewardSource", "TextReward",
+           "build_reward", "build_shaper", "checked_scores", "prompt_scores"]

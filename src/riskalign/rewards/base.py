@@ -56,3 +56,17 @@ def checked_scores(source: RewardSource, prompts: list[str], completions: list[s
 def prompt_scores(source: RewardSource, prompts: list[str]) -> torch.Tensor:
     """The reward of each prompt alone (empty completion): how hard the prompt is."""
     return checked_scores(source, prompts, [""] * len(prompts))
+
+
+class PromptScoreCache:
+    """``prompt_scores`` with each distinct prompt scored once: call it with a batch's prompts
+    (repeats allowed) to get their scores [B]. Training passes over the same prompts many times."""
+
+    def __init__(self, source: RewardSource):
+        self.source, self.cache = source, {}
+
+    def __call__(self, prompts: list[str]) -> torch.Tensor:
+        new = [p for p in dict.fromkeys(prompts) if p not in self.cache]
+        if new:
+            self.cache.update(zip(new, prompt_scores(self.source, new).tolist()))
+        return torch.tensor([self.cache[p] for p in prompts], dtype=torch.float32)

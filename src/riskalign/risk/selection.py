@@ -17,24 +17,39 @@ def select_tail(returns: torch.Tensor, k: int) -> torch.Tensor:
 
 
 class SoftRiskSelector:
-    """The trainer's ``select`` hook: keep the B0 lowest-return trajectories of each batch.
+    """The trainer's ``select`` hook: keep the B0 lowest-ranked trajectories of each batch.
 
-    rank_by='kl_return' ranks by sum_t (r_t - beta kl_t), the per-token rewards the trainer
-    built (the paper's choice); rank_by='score' by the raw task score. ``stats`` holds B0 and
-    the threshold return of the latest call, for logging. With several processes (``dist``,
-    set by the trainer) the returns of the whole batch are gathered, B0 and the tail are
-    global, and each process gets back the indices of its own trajectories in the tail.
+    ``rank_by`` sets the ranking:
+    - 'kl_return': sum_t (r_t - beta kl_t), the per-token rewards the trainer built (the paper's);
+    - 'score': the raw task score;
+    - 'gain': the score minus the prompt's own score (``prompt_scores(prompts) -> [B]``, e.g. a
+      ``rewards.PromptScoreCache``), so a trajectory ranks low for doing badly on its prompt,
+      not for starting from a hard one.
+    ``stats`` holds B0 and the threshold of the latest call, for logging. With several
+    processes (``dist``, set by the trainer) the ranks of the whole batch are gathered, B0 and
+    the tail are global, and each process gets back the indices of its own trajectories in it.
     """
 
     def __init__(self, alpha: float, warm_start: int, rho: float, rank_by: str,
-                 total_iterations: int):
+                 total_iterations: int, prompt_scores=None):
+        if rank_by == "gain" and prompt_scores is None:
+            raise ValueError("rank_by='gain' needs prompt_scores")
         self.alpha, self.warm_start, self.rho = alpha, warm_start, rho
-        self.rank_by, self.total = rank_by, total_iterations
+        self.rank_by, self.total, self.prompt_scores = rank_by, total_iterations, prompt_scores
         self.stats: dict[str, float] = {}
         self.dist = None
 
+    def ranks(self, rollout, rewards: torch.Tensor) -> torch.Tensor:
+        """This process's ranking values [B] (lowest trains first)."""
+        if self.rank_by == "kl_return":
+            return rewards.sum(1)
+        if self.rank_by == "score":
+            return rollout.scores
+        start = self.prompt_scores(rollout.prompts).to(rollout.scores.device)
+        return rollout.scores - start
+
     def __call__(self, iteration: int, rollout, rewards: torch.Tensor) -> torch.Tensor:
-        local = rewards.sum(1) if self.rank_by == "kl_return" else rollout.scores
+        local = self.ranks(rollout, rewards)
         returns = local if self.dist is None else self.dist.gather(local)
         b0 = soft_risk_batch_size(iteration, self.total, len(returns), self.alpha,
                                   self.warm_start, self.rho)

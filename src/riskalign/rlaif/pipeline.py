@@ -242,7 +242,7 @@ class Pipeline:
             self.cons.follow_ups, self.cfg.lam, user_prompt=lambda p: formatted.get(p, p))
         gen = GenerationSettings(self.cfg.answer_tokens, min(8, self.cfg.answer_tokens),
                                  rl.ppo.temperature, rl.ppo.top_k, rl.ppo.top_p)
-        select = select or risk_selector(rl, len(train))
+        select = select or risk_selector(rl, len(train), shaper)
         trainer = PPOTrainer(rl, policy, ref, tok, shaper, list(formatted), gen, select)
         return trainer, SimpleNamespace(test=PromptSet([], []))
 
