@@ -154,7 +154,7 @@ def test_trainer_samples_through_its_generator(tiny_model_dir, tmp_path):
             self.updates += 1
 
     cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=2", "log.checkpoint_every=100")
-    plain, _ = build_trainer(cfg)
+    plain, task = build_trainer(cfg)
     expected = [plain.step()["score_mean"] for _ in range(2)]
     trainer, _ = build_trainer(cfg)
     trainer.generator = rec = Recording()
@@ -162,6 +162,12 @@ def test_trainer_samples_through_its_generator(tiny_model_dir, tmp_path):
     assert got == expected                      # same samples as the default engine
     assert len(rec.prompts) == 2 and all(len(p) == 16 for p in rec.prompts) and rec.updates == 2
     assert {"time_forward_policy", "time_forward_ref"} <= set(trainer.step())
+    # held-out scoring samples through the trainer's engine too, with the same draws
+    from riskalign.train import _held_out_score
+
+    rec.prompts.clear()
+    assert _held_out_score(trainer, task, 4, seed=7) == _held_out_score(trainer, task, 4, seed=7)
+    assert rec.prompts == [task.test.texts[:4]] * 2
 
 
 @pytest.mark.parametrize("minibatches, mb, sizes", [("batch", 8, [2, 2, 2, 2]),

@@ -53,7 +53,8 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
 def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
     prompts = task.test.texts[:n]
     _, scores = sample_and_score(trainer.policy, trainer.tokenizer, trainer.reward, prompts,
-                                 trainer.gen, trainer.cfg.ppo.forward_batch_size, seed)
+                                 trainer.gen, trainer.cfg.ppo.forward_batch_size, seed,
+                                 trainer.generator)
     return scores.mean().item()
 
 
