@@ -80,3 +80,19 @@ def test_prompt_score_cache_scores_each_prompt_once():
     assert cache(["ab", "c", "ab"]).tolist() == [2.0, 1.0, 2.0]
     assert cache(["c", "def"]).tolist() == [1.0, 3.0]
     assert calls == [["ab", "c"], ["def"]]
+
+
+def test_rank_by_gain_is_refused_where_the_prompt_score_means_nothing():
+    """gain needs a plain reward source scoring prompt + completion: with target 'completion'
+    every prompt alone scores the same, and an ensemble's shaped score is not its source's."""
+    from riskalign.config import ConfigError, load_config
+    from riskalign.rewards.shaping import EnsembleShaper
+    from riskalign.train import risk_selector
+
+    with pytest.raises(ConfigError, match="risk.rank_by must be kl_return or score when"):
+        load_config(None, ["risk.rank_by=gain", "reward.target=completion"])
+    cfg = load_config(None, ["risk.rank_by=gain", "risk.alpha=0.5", "ppo.total_iterations=4"])
+    assert risk_selector(cfg, 256, lambda p, c: torch.zeros(len(p))).rank_by == "gain"
+    for reward in (None, EnsembleShaper(lambda p, c: torch.zeros(2, len(p)), "min")):
+        with pytest.raises(ConfigError, match="needs a plain reward source"):
+            risk_selector(cfg, 256, reward)

@@ -86,12 +86,16 @@ def test_variants_are_checked_and_may_grow_but_not_change(tmp_path):
     rl = run_config(gain, "gain", 1)
     assert (rl.risk.rank_by, rl.risk.warm_start, rl.risk.alpha, rl.seed) == ("gain", 20, 0.4, 1)
     assert run_config(gain, "rlhf", 1).risk.alpha == 1.0
+    assert run_config(cfg("variants.r=[model.reference=smollm2-135m]"), "r", 0).model.reference
     for bad, msg in (("variants.x=[seed=3]", "variants.x must be free of seed"),
                      ("variants.x=[task.name=imdb]", "variants.x must be free of"),
                      ("variants.x=[risk.alpha=1]", "variants.x: risk.alpha must be < 1"),
                      ("variants.x=[risk.rank_by=best]", "variants.x: risk.rank_by must be"),
                      ("variants.x=[]", "variants.x must be a non-empty list"),
-                     ("variants.sft=[risk.alpha=0.5]", "variants must be named")):
+                     ('variants.x=["ppo={}"]', "variants.x must be overrides of single settings"),
+                     ("variants.x=[ppo.nope=1]", "variants.x must be overrides of single"),
+                     ("variants.sft=[risk.alpha=0.5]", "variants must be named"),
+                     ("variants.ra-rlhf=[risk.rank_by=gain]", "variants must be named")):
         with pytest.raises(ConfigError, match=msg):
             cfg(bad)
 

@@ -269,6 +269,10 @@ class RunConfig:
             sub = getattr(self, f.name)
             if dataclasses.is_dataclass(sub):
                 sub.validate(f.name)
+        _check(not (self.risk.rank_by == "gain" and self.reward.target == "completion"),
+               "risk.rank_by", "kl_return or score when reward.target is 'completion' (every "
+               "prompt alone would score the same, so 'gain' would rank by score)",
+               self.risk.rank_by)
         return self
 
 

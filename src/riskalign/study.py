@@ -42,9 +42,11 @@ from .runtime import configure
 from .train import run_ppo
 
 METHODS = ("rlhf", "ra-rlhf")
-# what a variant may not override: the run's identity, and what decides the prompts
+# what a variant may not override: the run's identity and its prompt data (a variant may change
+# anything else, batch size and reward included, and the report lists its overrides)
 _FIXED = ("seed", "output_dir", "threads", "precision", "task", "log", "model.policy")
-# settings added to the study after its first runs, as those runs behaved
+# study settings added after a study's first runs, as those runs behaved (the checkpoint
+# counterpart is ``ppo.trainer._LEGACY``)
 _LEGACY = {"rl": {"ppo": {"whiten_over": "kept"}}}
 
 
@@ -110,6 +112,9 @@ class StudyConfig:
         _check(isinstance(self.variants, dict), "variants", "a mapping of name to overrides",
                self.variants)
         for name in self.variants:
+            _check(isinstance(name, str) and name.replace("-", "").isalnum()
+                   and name not in (*METHODS, "sft", "paired"), "variants",
+                   "named with letters, digits and '-' (not rlhf, ra-rlhf, sft or paired)", name)
             run_config(self, name, self.seeds[0])  # every variant builds and validates
         return self
 
@@ -127,17 +132,21 @@ def run_config(cfg: StudyConfig, method: str, seed: int, sft_dir: Path | None = 
     rl.risk = RiskConfig(alpha=1.0) if method == "rlhf" else copy.deepcopy(cfg.risk)
     if method not in METHODS:
         where = f"variants.{method}"
-        _check(isinstance(method, str) and method.replace("-", "").isalnum()
-               and method not in ("sft", "paired"), "variants",
-               "named with letters, digits and '-' (not sft or paired)", method)
         overrides = cfg.variants[method]
         _check(isinstance(overrides, list) and overrides
                and all(isinstance(o, str) for o in overrides), where,
                "a non-empty list of key=value overrides", overrides)
+        settings = to_dict(rl)
         for o in overrides:
             key = o.split("=", 1)[0].strip()
             _check(not any(key == f or key.startswith(f + ".") for f in _FIXED), where,
                    f"free of {', '.join(_FIXED)} (the study sets them)", o)
+            node, known = settings, True
+            for part in key.split("."):
+                known = known and isinstance(node, dict) and part in node
+                node = node[part] if known else None
+            _check(known and not isinstance(node, dict), where, "overrides of single settings "
+                   "(e.g. risk.rank_by=gain), not of a whole section or an unknown key", o)
         try:
             rl = _build(RunConfig, merge_overrides(to_dict(rl), overrides)).validate()
         except ConfigError as e:

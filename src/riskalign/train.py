@@ -8,7 +8,7 @@ import statistics
 import time
 from pathlib import Path
 
-from .config import RunConfig, to_dict
+from .config import ConfigError, RunConfig, to_dict
 from .eval.sampling import sample_and_score
 from .logger import RunLogger
 from .models import load_policy, load_tokenizer
@@ -16,7 +16,7 @@ from .ppo.rollout import GenerationSettings
 from .ppo.trainer import PPOTrainer, seed_everything, total_iterations
 from .risk import SoftRiskSelector
 from .rewards import PromptScoreCache, build_shaper
-from .rewards.shaping import as_shaper
+from .rewards.shaping import PlainShaper, as_shaper
 from .tasks import get_spec, load_task
 from .runtime import configure
 
@@ -31,7 +31,13 @@ def risk_selector(cfg: RunConfig, n_prompts: int, reward=None) -> SoftRiskSelect
     if cfg.risk.alpha >= 1:
         return None
     r = cfg.risk
-    starts = PromptScoreCache(as_shaper(reward).source) if r.rank_by == "gain" else None
+    starts = None
+    if r.rank_by == "gain":
+        if reward is None or not isinstance(as_shaper(reward), PlainShaper):
+            raise ConfigError("risk.rank_by='gain' needs a plain reward source (the prompt alone "
+                              "is scored by it, as the completions are); with an ensemble or "
+                              "RLAIF rank by kl_return or score")
+        starts = PromptScoreCache(as_shaper(reward).source)
     return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
                             total_iterations(cfg, n_prompts), starts)
 
