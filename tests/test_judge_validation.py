@@ -106,6 +106,10 @@ def test_bad_validation_rows_are_named(tmp_path):
         load_validation(CONS, f)
     with pytest.raises(DataError, match="file not found"):
         load_validation(CONS, tmp_path / "none.jsonl")
+    f.write_text(json.dumps({"virtue": "Thrift", "aspect": "action", "question": "q",
+                             "better": "a", "worse": "b"}) + "\n")
+    with pytest.raises(DataError, match=r"no pairs of the constitution's virtues \(1 of other"):
+        load_validation(CONS, f)
 
 
 def test_on_topic_rate_by_hand():

@@ -2,6 +2,8 @@
 
 import json
 
+import pytest
+
 from riskalign.cli import main
 
 
@@ -38,6 +40,12 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "RA-RLHF minus RLHF" in report and "Paired differences against `rlhf`" in report
     assert "Variant `kept` minus RLHF" in report and "`ppo.minibatches=kept`" in report
+    # diagnostics: iteration 4 only (the last quarter of 4), e.g. the entropy logged there
+    row = next(x for x in report.splitlines() if x.startswith("| ra-rlhf seed 1 |"))
+    cells = [c.strip() for c in row.strip("|").split("|")]
+    assert float(cells[2]) == pytest.approx(ra[-1]["entropy"], abs=5e-4)
+    assert float(cells[-1]) == pytest.approx(
+        json.loads((out / "raw/ra-rlhf-seed1.json").read_text())["ppl_reference"], abs=0.05)
     kept = json.loads((out / "work/kept-seed0/config.json").read_text())
     assert kept["ppo"]["minibatches"] == "kept" and kept["risk"]["alpha"] == 0.5
     # the evaluation used the validation prompts, which training never saw

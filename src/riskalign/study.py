@@ -337,13 +337,39 @@ def run_study(cfg: StudyConfig) -> dict:
     logs = {m: [[json.loads(x) for x in (log_dir / f"{m}-seed{s}.jsonl").read_text().splitlines()
                  if x.strip()] for s in cfg.seeds] for m in methods(cfg)}
     plot_tail_during_training(logs, out / "tail_during_training.png", cfg.tail_percent)
-    _finish_report(out, cfg, time.perf_counter() - t_start)
+    _finish_report(out, cfg, time.perf_counter() - t_start, diagnostics(cfg, logs, raws))
     return metrics
 
 
-def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
-    """Put the study's settings, the training-tail picture and the verdict on top of eval's
-    report.md, and record this invocation's wall time in study.json."""
+DIAGNOSTICS = (("approx_kl", "approx. KL per update"), ("entropy", "entropy"),
+               ("kl", "KL of the trained trajectories"),
+               ("value_explained_var", "critic fit (trained)"),
+               ("tail_score", "batch tail score"))
+
+
+def diagnostics(cfg: StudyConfig, logs: dict, raws: dict) -> list[str]:
+    """A markdown table per run: the logged figures averaged over the last quarter of the
+    iterations (where RA-RLHF's tail is smallest), and ``ppl_reference`` of the final model."""
+    last = cfg.rl.ppo.total_iterations * 3 // 4
+    head = " | ".join(name for _, name in DIAGNOSTICS)
+    lines = [f"## Training diagnostics (means over iterations {last + 1} to "
+             f"{cfg.rl.ppo.total_iterations})", "",
+             f"| run | {head} | reference ppl of the final model |",
+             "|---" * (len(DIAGNOSTICS) + 2) + "|"]
+    for method, runs in logs.items():
+        for seed, log, raw in zip(cfg.seeds, runs, raws[method]):
+            tail = [s for s in log if s["iteration"] > last]
+            cells = [f"{sum(s[k] for s in tail) / len(tail):.3f}"
+                     if tail and all(k in s for s in tail) else "-" for k, _ in DIAGNOSTICS]
+            lines.append(f"| {method} seed {seed} | {' | '.join(cells)} | "
+                         f"{raw['ppl_reference']:.1f} |")
+    return lines + [""]
+
+
+def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str]) -> None:
+    """Put the study's settings, the verdict, the training-tail picture and the training
+    diagnostics on top of eval's report.md, and record this invocation's wall time in
+    study.json."""
     metrics = json.loads((out / "metrics.json").read_text())
     p, r = cfg.rl.ppo, cfg.risk
     verdicts = []
@@ -378,7 +404,7 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float) -> None:
         + f"Evaluation on the {cfg.eval.split} split, sampling seed = training seed.", "",
         "## Verdict (95% bootstrap intervals over prompts, seeds pooled)", "", *verdicts, "",
         f"![Mean training score of each batch's worst {cfg.tail_percent:g}% of trajectories by "
-        "prompt score](tail_during_training.png)", "",
+        "prompt score](tail_during_training.png)", "", *diag,
     ]
     report = out / "report.md"
     body = report.read_text().replace("# Evaluation report\n", "## Evaluation\n", 1)

@@ -32,7 +32,8 @@ FIELDS = ("virtue", "aspect", "question", "better", "worse")
 def load_validation(cons: Constitution,
                     path: str | Path | None = None) -> tuple[list[dict], int]:
     """(rows of the validation file whose virtue the constitution has, how many rows were
-    left out for a virtue it lacks). Malformed rows are errors naming the row."""
+    left out for a virtue it lacks). Malformed rows are errors naming the row, and so is a file
+    left with no pairs (an accuracy over none means nothing)."""
     p = Path(path or VALIDATION_FILE)
     names = {v.name for v in cons.virtues}
     rows, skipped = [], 0
@@ -50,6 +51,9 @@ def load_validation(cons: Constitution,
             rows.append(row)
         else:
             skipped += 1
+    if not rows:
+        raise DataError(f"{p}: no pairs of the constitution's virtues ({skipped} of other "
+                        "virtues left out)")
     return rows, skipped
 
 
