@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from riskalign.rlaif.constitution import load_constitution
-from riskalign.rlaif.judge import PointwiseComparer
+from riskalign.rlaif.judge import EmbeddingComparer, PointwiseComparer
 from riskalign.rlaif.labelling import label_pairs
 from riskalign.rlaif.validation import (comparisons, judge_accuracy, load_validation,
                                         wilson_interval)
@@ -70,6 +70,50 @@ def test_pointwise_scores_each_text_alone_by_hand():
     assert "Does this response show Honesty" in chat.requests[0]
     res = judge_accuracy(comparer, rows * 3, CONS)
     assert (res["correct"], res["accuracy"], res["order_agreement"]) == (3, 1.0, 1.0)
+
+
+class FixedEncoder:
+    """Stands in for SentenceEncoder: unit vectors looked up by text (anchors included)."""
+
+    def __init__(self, vectors: dict[str, list[float]]):
+        self.vectors, self.calls = vectors, []
+
+    def __call__(self, texts):
+        self.calls.append(list(texts))
+        return torch.nn.functional.normalize(torch.tensor([self.vectors[t] for t in texts]),
+                                             dim=-1)
+
+
+def test_embedding_judge_compares_cosines_to_the_virtue_anchor_by_hand():
+    """s = cos(e(text), e(anchor)); P(first better) = sigmoid((s1 - s2) / 0.05)."""
+    anchor = "Honesty: telling the truth, admitting uncertainty and never deceiving."
+    assert CONS.anchor(CONS.virtues[0]) == anchor
+    enc = FixedEncoder({anchor: [1.0, 0.0], "true": [3.0, 4.0], "lie": [0.0, 1.0],
+                        "Justice: treating every person and group fairly and respecting their "
+                        "rights.": [0.0, 1.0]})
+    comparer = EmbeddingComparer(enc, CONS)
+    rows = [{"virtue": "Honesty", "aspect": "action", "question": "q", "better": "true",
+             "worse": "lie"},
+            {"virtue": "Justice", "aspect": "action", "question": "q", "better": "true",
+             "worse": "lie"}]
+    honesty, justice = comparer(comparisons(rows, CONS))
+    # Honesty: cos(true) = 3/5, cos(lie) = 0, d = 0.6 / 0.05 = 12; Justice: 4/5 - 1, d = -4
+    assert honesty.p_first == pytest.approx(1 / (1 + math.exp(-12.0)))
+    assert justice.p_first == pytest.approx(1 / (1 + math.exp(4.0)))
+    assert honesty.agree and justice.agree
+    assert enc.calls[0] == ["true", "lie"] and len(enc.calls[1]) == 2   # each text once
+    res = judge_accuracy(comparer, rows, CONS)
+    assert (res["correct"], res["order_agreement"]) == (1, 1.0)
+    assert comparer([]) == []
+
+
+def test_embedding_anchor_takes_only_the_virtues_placeholders(tmp_path):
+    f = tmp_path / "c.yaml"
+    f.write_text('embedding_anchor: "{virtue} in answer to {question}"\n')
+    with pytest.raises(DataError, match="embedding_anchor"):
+        load_constitution(f)
+    f.write_text('embedding_anchor: "A {virtue} answer"\n')
+    assert load_constitution(f).anchor(CONS.virtues[0]) == "A Honesty answer"
 
 
 def test_accuracy_counts_ties_and_position_bias_as_misses():

@@ -283,7 +283,7 @@ def _args(tiny_model_dir, tiny_encoder_dir, prompt_file, out, *extra):
             "held_out=4", "sft_prompts=6", "label_prompts=12", "answer_tokens=8",
             "critique_tokens=6", "follow_up_tokens=6", "batch_size=8", "tie_margin=0",
             f"reward.backbone={tiny_encoder_dir}", "reward.max_length=48", "reward.epochs=1",
-            f"on_topic_model={tiny_encoder_dir}",
+            f"on_topic_model={tiny_encoder_dir}", f"judge_encoder={tiny_encoder_dir}",
             "rl.ppo.total_iterations=3", "rl.ppo.batch_size=4", "rl.ppo.mini_batch_size=2",
             "rl.ppo.forward_batch_size=4", "rl.log.checkpoint_every=1", "rl.log.tensorboard=false",
             *extra]
@@ -315,7 +315,7 @@ def test_rlaif_pipeline_end_to_end_with_risk_selection(tiny_model_dir, tiny_enco
     for m in res["models"].values():
         assert 0 <= m["offensive_rate"] <= 1 and m["length_tokens"] > 0
         assert 0 <= m["on_topic_rate"] <= 1 and -1 <= m["prompt_similarity"] <= 1
-    assert set(report["validation"]) == {"pointwise", "logprob", "generate"}
+    assert set(report["validation"]) == {"pointwise", "logprob", "generate", "embedding"}
     assert report["judge_mode"] in report["validation"] and report["judge_mode_setting"] == "auto"
     assert "Judge accuracy on the validation pairs" in (out / "labels" / "report.md").read_text()
     w = res["win_rates"]["rlaif vs sft"]

@@ -70,7 +70,11 @@ class RLAIFConfig:
                                   "alone: log-odds of Yes to the constitution's yes/no question; "
                                   "no position bias), logprob (A/B label probabilities in one "
                                   "forward pass, both orders) or generate (a short reply parsed "
-                                  "strictly, both orders).")
+                                  "strictly, both orders) or embedding (each text alone: "
+                                  "sentence-embedding cosine to the virtue's anchor sentence, "
+                                  "judge_encoder; no language model).")
+    judge_encoder: str = opt("minilm", "Sentence encoder of the embedding judge mode ('minilm': "
+                                       "the offline all-MiniLM-L6-v2, or a folder or hub id).")
     judge_validation: str | None = opt(None, "jsonl of judge validation pairs (virtue, aspect, "
                                              "question, better, worse, better_reply, "
                                              "worse_reply); default: the shipped set.")
@@ -103,8 +107,9 @@ class RLAIFConfig:
                   "follow_up_tokens", "batch_size", "virtues_per_comparison"):
             _check(getattr(self, k) >= 1, k, ">= 1", getattr(self, k))
         _check(self.temperature > 0, "temperature", "> 0", self.temperature)
-        _check(self.judge_mode in ("auto", "pointwise", "logprob", "generate"), "judge_mode",
-               "one of auto, pointwise, logprob, generate", self.judge_mode)
+        _check(self.judge_mode in ("auto", "pointwise", "logprob", "generate", "embedding"),
+               "judge_mode", "one of auto, pointwise, logprob, generate, embedding",
+               self.judge_mode)
         _check(0 <= self.tie_margin < 0.5, "tie_margin", "in [0, 0.5)", self.tie_margin)
         _check(self.lam >= 0, "lam", ">= 0", self.lam)
         check_precision(self.precision)

@@ -6,7 +6,8 @@ Keys (all optional except ``virtues``; unknown keys are an error):
 critique request), ``virtues_per_prompt`` (how many virtues critique and revise each answer),
 ``follow_ups`` (the motivation and consequence questions), ``judge_request`` (the AI judge's
 question about two texts for one aspect and one virtue) and ``pointwise_request`` (its yes/no
-question about one text, for the pointwise judge).
+question about one text, for the pointwise judge) and ``embedding_anchor`` (the sentence an
+answer is compared with by the embedding judge).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ class Constitution:
     judge_request: str
     follow_ups: dict[str, str]
     pointwise_request: str = ""
+    embedding_anchor: str = ""
     chain_of_thought: bool = False
     chain_of_thought_cue: str = "Let's think step by step."
     virtues_per_prompt: int = 1
@@ -61,6 +63,9 @@ class Constitution:
         return self.pointwise_request.format(aspect=ASPECT_NOUNS[aspect], virtue=v.name,
                                              description=v.description, question=question,
                                              text=text)
+
+    def anchor(self, v: Virtue) -> str:
+        return self.embedding_anchor.format(virtue=v.name, description=v.description)
 
     def sample_virtues(self, rng: random.Random, k: int | None = None) -> list[Virtue]:
         """k (default virtues_per_prompt) distinct virtues, drawn with ``rng``."""
@@ -128,6 +133,11 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(parsed):
         raise DataError(f"{where}: 'virtues_per_prompt' must be an integer in [1, "
                         f"{len(parsed)}], got {k!r}")
+    try:
+        str(data["embedding_anchor"]).format(virtue="", description="")
+    except (KeyError, IndexError, ValueError):
+        raise DataError(f"{where}: 'embedding_anchor' may use only the placeholders {{virtue}} "
+                        "and {description}") from None
     if not isinstance(data["chain_of_thought"], bool):
         raise DataError(f"{where}: 'chain_of_thought' must be true or false")
     return Constitution(
@@ -136,6 +146,7 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
         revision_request=_text(data, "revision_request", where, ("virtue",)),
         judge_request=_text(data, "judge_request", where, ("first", "second")),
         pointwise_request=_text(data, "pointwise_request", where, ("text", "virtue")),
+        embedding_anchor=_text(data, "embedding_anchor", where, ("virtue",)),
         follow_ups={a: follow[a].strip() for a in FOLLOW_UP_ASPECTS},
         chain_of_thought=data["chain_of_thought"],
         chain_of_thought_cue=str(data["chain_of_thought_cue"]).strip(),

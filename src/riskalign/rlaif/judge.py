@@ -16,7 +16,9 @@ Comparing two texts for an aspect and a virtue (``Comparison``) goes through a c
 above; ``PointwiseComparer`` asks the constitution's yes/no question about each text alone,
 scores it s = log P(Yes) - log P(No) (softmax over the two labels' logits) and gives
 P(a better) = sigmoid(s_a - s_b). Seeing one text at a time, it cannot have position bias (its
-two "orders" always agree, except on an exact tie, which picks neither text). ``verdict`` turns P(a better) into
+two "orders" always agree, except on an exact tie, which picks neither text).
+``EmbeddingComparer`` needs no language model: it scores each text by the cosine similarity of
+its sentence embedding to the virtue's anchor sentence. ``verdict`` turns P(a better) into
 'first', 'second', 'tie' (within ``tie_margin`` of 1/2) or 'failed' (no valid answer in either
 order); ties and failures are dropped by the caller and counted, never turned into a choice.
 """
@@ -165,10 +167,39 @@ class PointwiseComparer:
         return out
 
 
+class EmbeddingComparer:
+    """Each text scored alone by its sentence embedding's closeness to the virtue:
+    s = cos(e(text), e(anchor)), with the anchor the constitution's ``embedding_anchor`` (by
+    default "{virtue}: {description}."); P(first better) = sigmoid((s1 - s2) / temperature).
+    No language model and no position bias. It rewards text that is about the virtue, so it is
+    easier to game than an LM judge: watch the on-topic rate of what PPO learns from it.
+    ``encode``: texts -> [N, d] unit vectors (``on_topic.SentenceEncoder``)."""
+
+    TEMPERATURE = 0.05  # cosine differences of sentence embeddings are a few hundredths
+
+    def __init__(self, encode, cons: Constitution):
+        self.encode, self.cons = encode, cons
+
+    def __call__(self, items: list[Comparison]) -> list[PairJudgement]:
+        texts = list(dict.fromkeys(t for c in items for t in (c.first, c.second)))
+        anchors = list(dict.fromkeys(self.cons.anchor(c.virtue) for c in items))
+        if not items:
+            return []
+        sims = self.encode(texts) @ self.encode(anchors).T         # [texts, anchors]
+        row, col = {t: i for i, t in enumerate(texts)}, {a: j for j, a in enumerate(anchors)}
+        out = []
+        for c in items:
+            j = col[self.cons.anchor(c.virtue)]
+            d = (sims[row[c.first], j] - sims[row[c.second], j]).item() / self.TEMPERATURE
+            p = 1.0 / (1.0 + math.exp(-d)) if d > -700 else 0.0
+            out.append(PairJudgement(p, 1.0 - p))
+        return out
+
+
 def as_comparer(judge, cons: Constitution):
     """A comparer as is; a request-level judge wrapped in ``PairwiseComparer``."""
-    return judge if isinstance(judge, (PairwiseComparer, PointwiseComparer)) else \
-        PairwiseComparer(judge, cons)
+    return judge if isinstance(judge, (PairwiseComparer, PointwiseComparer,
+                                       EmbeddingComparer)) else PairwiseComparer(judge, cons)
 
 
 def verdict(p_first: float | None, tie_margin: float) -> str:
@@ -180,6 +211,6 @@ def verdict(p_first: float | None, tie_margin: float) -> str:
     return "first" if p_first > 0.5 else "second"
 
 
-__all__ = ["Comparison", "GenerateJudge", "Judge", "LABELS", "LogprobJudge", "PairJudgement",
+__all__ = ["Comparison", "EmbeddingComparer", "GenerateJudge", "Judge", "LABELS", "LogprobJudge", "PairJudgement",
            "PairwiseComparer", "PointwiseComparer", "as_comparer", "judge_both_orders",
            "parse_choice", "verdict"]

@@ -61,16 +61,19 @@ def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
     return ChatModel(lm, tok, name, cfg.batch_size, cfg.temperature)
 
 
-JUDGE_MODES = ("pointwise", "logprob", "generate")  # auto's tie-break order
+JUDGE_MODES = ("pointwise", "logprob", "generate", "embedding")  # auto's tie-break order
 
 
-def _judge(chat, mode: str, cons=None):
-    """The judge of ``mode``: a request-level judge (logprob, generate), or the pointwise
-    comparer, which needs the constitution's yes/no question."""
-    from .judge import GenerateJudge, LogprobJudge, PointwiseComparer
+def _judge(chat, mode: str, cons=None, encode=None):
+    """The judge of ``mode``: a request-level judge (logprob, generate), the pointwise comparer
+    (the constitution's yes/no question to ``chat``) or the embedding comparer (``encode``, a
+    sentence encoder, and the constitution's anchors; no chat model)."""
+    from .judge import EmbeddingComparer, GenerateJudge, LogprobJudge, PointwiseComparer
 
     if mode == "pointwise":
         return PointwiseComparer(chat, cons)
+    if mode == "embedding":
+        return EmbeddingComparer(encode, cons)
 
     return LogprobJudge(chat) if mode == "logprob" else GenerateJudge(chat)
 
@@ -80,7 +83,15 @@ class Pipeline:
         self.cfg, self.out = cfg, Path(cfg.output_dir)
         self.cons = load_constitution(cfg.constitution)
         self.console = Console()
+        self._encoder = None
         configure(cfg.threads, cfg.precision)
+
+    def encoder(self):
+        """The embedding judge's sentence encoder (``judge_encoder``), loaded once."""
+        from .on_topic import SentenceEncoder
+
+        self._encoder = self._encoder or SentenceEncoder(self.cfg.judge_encoder)
+        return self._encoder
 
     # ------------------------------------------------------------------ stages
     def prompts(self) -> None:
@@ -138,7 +149,9 @@ class Pipeline:
         prompts = self.split("train")[:self.cfg.label_prompts]
         rows = sample_answer_pairs(policy, prompts, self.cons.follow_ups, self.cfg.answer_tokens,
                                    self.cfg.follow_up_tokens, self.cfg.batch_size)
-        prefs, report = label_pairs(rows, _judge(judge, mode, self.cons), self.cons,
+        judge_m = _judge(judge, mode, self.cons,
+                         self.encoder() if mode == "embedding" else None)
+        prefs, report = label_pairs(rows, judge_m, self.cons,
                                     self.cfg.virtues_per_comparison, self.cfg.tie_margin,
                                     self.cfg.seed)
         report = {"judge": judge_path, "judge_mode": mode,
@@ -165,7 +178,7 @@ class Pipeline:
     def validate_judge(self, judge) -> tuple[dict, str]:
         """Every judge mode's accuracy on the validation pairs (printed), and the mode to use:
         ``judge_mode``, or with ``auto`` the most accurate (ties: pointwise, logprob,
-        generate)."""
+        generate, embedding)."""
         from .report import validation_markdown
         from .validation import judge_accuracy, load_validation
 
@@ -178,7 +191,8 @@ class Pipeline:
             if not rows:
                 break
             try:
-                judge_m = _judge(judge, m, self.cons)
+                judge_m = _judge(judge, m, self.cons,
+                                 self.encoder() if m == "embedding" else None)
             except ValueError as e:  # e.g. a label that is several tokens for this tokenizer
                 print(f"judge validation: mode {m} unavailable ({e})")
                 continue
