@@ -101,10 +101,33 @@ def test_embedding_judge_compares_cosines_to_the_virtue_anchor_by_hand():
     assert honesty.p_first == pytest.approx(1 / (1 + math.exp(-12.0)))
     assert justice.p_first == pytest.approx(1 / (1 + math.exp(4.0)))
     assert honesty.agree and justice.agree
-    assert enc.calls[0] == ["true", "lie"] and len(enc.calls[1]) == 2   # each text once
+    assert enc.calls == [["true", "lie"], [anchor], [rows[1]["virtue"] + ": treating every "
+                         "person and group fairly and respecting their rights."]]
     res = judge_accuracy(comparer, rows, CONS)
     assert (res["correct"], res["order_agreement"]) == (1, 1.0)
+    assert enc.calls[3:] == [["true", "lie"]]            # anchors are encoded once per virtue
     assert comparer([]) == []
+
+
+def test_embedding_judge_ties_and_labels_pairs():
+    """Equal cosines are a tie (P = 1/2, no label); each pair is scored per sampled virtue."""
+    anchor = CONS.anchor(CONS.virtues[0])
+    enc = FixedEncoder({anchor: [1.0, 0.0], "plain": [0.0, 1.0], "same-ish": [0.0, 1.0],
+                        "honest answer": [1.0, 1.0], "m": [0.0, 1.0], "x": [0.0, 1.0]})
+    [tie] = EmbeddingComparer(enc, CONS)(comparisons(
+        [{"virtue": "Honesty", "aspect": "action", "question": "q", "better": "plain",
+          "worse": "same-ish"}], CONS))
+    assert tie.p_first == 0.5 and not tie.agree
+    cons = load_constitution()
+    cons.virtues = cons.virtues[:1]                       # every comparison is about Honesty
+    rows = [{"prompt": "p", "answers": ["plain", "honest answer"], "motivation": ["m", "x"],
+             "consequence": ["m", "x"]}]
+    enc.vectors.update({f"{a}\n[{cons.follow_ups[k]}] {r}": v for k in cons.follow_ups
+                        for a, r, v in (("plain", "m", [0.0, 1.0]),
+                                        ("honest answer", "x", [1.0, 0.2]))})
+    prefs, report = label_pairs(rows, EmbeddingComparer(enc, cons), cons, 1, 0.05, seed=0)
+    assert prefs["action"][0].chosen == "Assistant: honest answer"
+    assert report["action"]["kept"] == 1 and report["action"]["order_agreement"] == 1.0
 
 
 def test_embedding_anchor_takes_only_the_virtues_placeholders(tmp_path):

@@ -317,6 +317,8 @@ def test_rlaif_pipeline_end_to_end_with_risk_selection(tiny_model_dir, tiny_enco
         assert 0 <= m["on_topic_rate"] <= 1 and -1 <= m["prompt_similarity"] <= 1
     assert set(report["validation"]) == {"pointwise", "logprob", "generate", "embedding"}
     assert report["judge_mode"] in report["validation"] and report["judge_mode_setting"] == "auto"
+    assert report["judge"] == str(tiny_encoder_dir if report["judge_mode"] == "embedding"
+                                  else tiny_model_dir)      # the model the labels came from
     assert "Judge accuracy on the validation pairs" in (out / "labels" / "report.md").read_text()
     w = res["win_rates"]["rlaif vs sft"]
     assert w["wins"] + w["ties"] + w["losses"] + w["failed"] == 4
@@ -369,6 +371,16 @@ def test_rlaif_bad_inputs_are_one_line_errors(tiny_model_dir, tiny_encoder_dir, 
     assert main([*base, "judge_mode=vote"]) == 2
     assert "judge_mode" in capsys.readouterr().err
     assert not (tmp_path / "o" / "prompts").exists()
+
+
+def test_bad_judge_encoder_is_a_one_line_error_naming_the_field(tmp_path):
+    from riskalign.rlaif.config import RLAIFConfig
+    from riskalign.rlaif.pipeline import Pipeline
+
+    cfg = RLAIFConfig(output_dir=str(tmp_path), judge_encoder=str(tmp_path / "no-such-model"))
+    with pytest.raises(DataError, match="^judge_encoder: model folder not found") as e:
+        Pipeline(cfg).encoder()
+    assert "\n" not in str(e.value)
 
 
 def test_help_config_shows_the_pipeline_presets():

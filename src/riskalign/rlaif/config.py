@@ -69,10 +69,11 @@ class RLAIFConfig:
                                   "pairs, measured at the labels stage), pointwise (each text "
                                   "alone: log-odds of Yes to the constitution's yes/no question; "
                                   "no position bias), logprob (A/B label probabilities in one "
-                                  "forward pass, both orders) or generate (a short reply parsed "
+                                  "forward pass, both orders), generate (a short reply parsed "
                                   "strictly, both orders) or embedding (each text alone: "
                                   "sentence-embedding cosine to the virtue's anchor sentence, "
-                                  "judge_encoder; no language model).")
+                                  "judge_encoder; the labels stage still loads judge= to "
+                                  "measure every mode).")
     judge_encoder: str = opt("minilm", "Sentence encoder of the embedding judge mode ('minilm': "
                                        "the offline all-MiniLM-L6-v2, or a folder or hub id).")
     judge_validation: str | None = opt(None, "jsonl of judge validation pairs (virtue, aspect, "

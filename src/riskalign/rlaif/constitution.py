@@ -5,9 +5,9 @@ Keys (all optional except ``virtues``; unknown keys are an error):
 (constitutional SFT), ``chain_of_thought`` and ``chain_of_thought_cue`` (a cue appended to the
 critique request), ``virtues_per_prompt`` (how many virtues critique and revise each answer),
 ``follow_ups`` (the motivation and consequence questions), ``judge_request`` (the AI judge's
-question about two texts for one aspect and one virtue) and ``pointwise_request`` (its yes/no
-question about one text, for the pointwise judge) and ``embedding_anchor`` (the sentence an
-answer is compared with by the embedding judge).
+question about two texts for one aspect and one virtue), ``pointwise_request`` (its yes/no
+question about one text, for the pointwise judge) and ``embedding_anchor`` (the sentence about
+a virtue that the embedding judge compares each text with).
 """
 
 from __future__ import annotations
@@ -87,6 +87,18 @@ def _text(data: dict, key: str, where: str, placeholders: tuple[str, ...]) -> st
     return v
 
 
+def _anchor(data: dict, where: str) -> str:
+    """``embedding_anchor``: a sentence about one virtue, so {virtue} (required) and
+    {description} are its only placeholders."""
+    v = _text(data, "embedding_anchor", where, ("virtue",))
+    try:
+        v.format(virtue="", description="")
+    except (KeyError, IndexError, ValueError) as e:
+        raise DataError(f"{where}: 'embedding_anchor' may use only the placeholders {{virtue}} "
+                        f"and {{description}} ({e})") from None
+    return v
+
+
 def load_constitution(path: str | Path | None = None) -> Constitution:
     """Read and check a constitution file; keys missing from it take the default file's value."""
     default = yaml.safe_load(DEFAULT_CONSTITUTION.read_text())
@@ -133,11 +145,6 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
     if not isinstance(k, int) or isinstance(k, bool) or not 1 <= k <= len(parsed):
         raise DataError(f"{where}: 'virtues_per_prompt' must be an integer in [1, "
                         f"{len(parsed)}], got {k!r}")
-    try:
-        str(data["embedding_anchor"]).format(virtue="", description="")
-    except (KeyError, IndexError, ValueError):
-        raise DataError(f"{where}: 'embedding_anchor' may use only the placeholders {{virtue}} "
-                        "and {description}") from None
     if not isinstance(data["chain_of_thought"], bool):
         raise DataError(f"{where}: 'chain_of_thought' must be true or false")
     return Constitution(
@@ -146,7 +153,7 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
         revision_request=_text(data, "revision_request", where, ("virtue",)),
         judge_request=_text(data, "judge_request", where, ("first", "second")),
         pointwise_request=_text(data, "pointwise_request", where, ("text", "virtue")),
-        embedding_anchor=_text(data, "embedding_anchor", where, ("virtue",)),
+        embedding_anchor=_anchor(data, where),
         follow_ups={a: follow[a].strip() for a in FOLLOW_UP_ASPECTS},
         chain_of_thought=data["chain_of_thought"],
         chain_of_thought_cue=str(data["chain_of_thought_cue"]).strip(),

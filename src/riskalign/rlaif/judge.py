@@ -172,26 +172,34 @@ class EmbeddingComparer:
     s = cos(e(text), e(anchor)), with the anchor the constitution's ``embedding_anchor`` (by
     default "{virtue}: {description}."); P(first better) = sigmoid((s1 - s2) / temperature).
     No language model and no position bias. It rewards text that is about the virtue, so it is
-    easier to game than an LM judge: watch the on-topic rate of what PPO learns from it.
+    easier to game than an LM judge: an answer stuffed with words close to the virtue's
+    description scores high whether or not it shows the virtue.
     ``encode``: texts -> [N, d] unit vectors (``on_topic.SentenceEncoder``)."""
 
     TEMPERATURE = 0.05  # cosine differences of sentence embeddings are a few hundredths
 
     def __init__(self, encode, cons: Constitution):
         self.encode, self.cons = encode, cons
+        self.anchors: dict = {}   # virtue name -> its anchor's [d] embedding, encoded once
+
+    def _anchor(self, v: Virtue):
+        if v.name not in self.anchors:
+            self.anchors[v.name] = self.encode([self.cons.anchor(v)])[0]
+        return self.anchors[v.name]
 
     def __call__(self, items: list[Comparison]) -> list[PairJudgement]:
-        texts = list(dict.fromkeys(t for c in items for t in (c.first, c.second)))
-        anchors = list(dict.fromkeys(self.cons.anchor(c.virtue) for c in items))
         if not items:
             return []
-        sims = self.encode(texts) @ self.encode(anchors).T         # [texts, anchors]
-        row, col = {t: i for i, t in enumerate(texts)}, {a: j for j, a in enumerate(anchors)}
+        texts = list(dict.fromkeys(t for c in items for t in (c.first, c.second)))
+        emb = dict(zip(texts, self.encode(texts)))
         out = []
         for c in items:
-            j = col[self.cons.anchor(c.virtue)]
-            d = (sims[row[c.first], j] - sims[row[c.second], j]).item() / self.TEMPERATURE
-            p = 1.0 / (1.0 + math.exp(-d)) if d > -700 else 0.0
+            a = self._anchor(c.virtue)
+            d = ((emb[c.first] - emb[c.second]) @ a).item() / self.TEMPERATURE
+            if not math.isfinite(d):
+                out.append(PairJudgement(None, None))
+                continue
+            p = 1.0 / (1.0 + math.exp(-d))  # |d| <= 2 / TEMPERATURE = 40 for unit vectors
             out.append(PairJudgement(p, 1.0 - p))
         return out
 
@@ -211,6 +219,6 @@ def verdict(p_first: float | None, tie_margin: float) -> str:
     return "first" if p_first > 0.5 else "second"
 
 
-__all__ = ["Comparison", "EmbeddingComparer", "GenerateJudge", "Judge", "LABELS", "LogprobJudge", "PairJudgement",
-           "PairwiseComparer", "PointwiseComparer", "as_comparer", "judge_both_orders",
-           "parse_choice", "verdict"]
+__all__ = ["Comparison", "EmbeddingComparer", "GenerateJudge", "Judge", "LABELS",
+           "LogprobJudge", "PairJudgement", "PairwiseComparer", "PointwiseComparer",
+           "as_comparer", "judge_both_orders", "parse_choice", "verdict"]

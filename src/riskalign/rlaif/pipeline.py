@@ -62,6 +62,7 @@ def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
 
 
 JUDGE_MODES = ("pointwise", "logprob", "generate", "embedding")  # auto's tie-break order
+TRUSTED_LOW = 0.75  # the lower 95% bound on validation accuracy the README asks of a judge
 
 
 def _judge(chat, mode: str, cons=None, encode=None):
@@ -87,10 +88,16 @@ class Pipeline:
         configure(cfg.threads, cfg.precision)
 
     def encoder(self):
-        """The embedding judge's sentence encoder (``judge_encoder``), loaded once."""
+        """The embedding judge's sentence encoder (``judge_encoder``), loaded once; texts are
+        cut at 256 tokens (all-MiniLM-L6-v2's limit) so that a follow-up reply after its answer
+        is still read."""
         from .on_topic import SentenceEncoder
 
-        self._encoder = self._encoder or SentenceEncoder(self.cfg.judge_encoder)
+        if self._encoder is None:
+            try:
+                self._encoder = SentenceEncoder(self.cfg.judge_encoder, max_length=256)
+            except (OSError, ValueError) as e:
+                raise DataError(f"judge_encoder: {e}") from None
         return self._encoder
 
     # ------------------------------------------------------------------ stages
@@ -154,7 +161,8 @@ class Pipeline:
         prefs, report = label_pairs(rows, judge_m, self.cons,
                                     self.cfg.virtues_per_comparison, self.cfg.tie_margin,
                                     self.cfg.seed)
-        report = {"judge": judge_path, "judge_mode": mode,
+        report = {"judge": self.cfg.judge_encoder if mode == "embedding" else judge_path,
+                  "judge_mode": mode,
                   "judge_mode_setting": self.cfg.judge_mode, "validation": validation,
                   "virtues_per_comparison": self.cfg.virtues_per_comparison,
                   "tie_margin": self.cfg.tie_margin, "aspects": report}
@@ -193,7 +201,9 @@ class Pipeline:
             try:
                 judge_m = _judge(judge, m, self.cons,
                                  self.encoder() if m == "embedding" else None)
-            except ValueError as e:  # e.g. a label that is several tokens for this tokenizer
+            except ValueError as e:  # a label of several tokens; no encoder (DataError)
+                if m == self.cfg.judge_mode:
+                    raise
                 print(f"judge validation: mode {m} unavailable ({e})")
                 continue
             results[m] = judge_accuracy(judge_m, rows, self.cons, self.cfg.tie_margin)
@@ -211,6 +221,10 @@ class Pipeline:
             print(f"warning: the judge's {mode} mode is not shown better than a coin on the "
                   f"validation pairs ({100 * results[mode]['accuracy']:.1f}%, 95% CI from "
                   f"{100 * results[mode]['ci_low']:.1f}%); its labels are not to be trusted")
+        elif mode in results and results[mode]["ci_low"] < TRUSTED_LOW:
+            print(f"note: the judge's {mode} mode beats a coin on the validation pairs, but the "
+                  f"lower end of its 95% interval ({100 * results[mode]['ci_low']:.1f}%) is "
+                  f"below {100 * TRUSTED_LOW:.0f}%: treat its labels as weak")
         return results, mode
 
     def reward(self) -> None:
