@@ -100,7 +100,6 @@ def test_embedding_judge_compares_cosines_to_the_virtue_anchor_by_hand():
     # Honesty: cos(true) = 3/5, cos(lie) = 0, d = 0.6 / 0.05 = 12; Justice: 4/5 - 1, d = -4
     assert honesty.p_first == pytest.approx(1 / (1 + math.exp(-12.0)))
     assert justice.p_first == pytest.approx(1 / (1 + math.exp(4.0)))
-    assert honesty.agree and justice.agree
     assert enc.calls == [["true", "lie"], [anchor], [rows[1]["virtue"] + ": treating every "
                          "person and group fairly and respecting their rights."]]
     res = judge_accuracy(comparer, rows, CONS)

@@ -100,6 +100,10 @@ class Pipeline:
                 raise DataError(f"judge_encoder: {e}") from None
         return self._encoder
 
+    def judge_of(self, chat, mode: str):
+        """The judge of ``mode`` for this constitution (the embedding mode reads no ``chat``)."""
+        return _judge(chat, mode, self.cons, self.encoder() if mode == "embedding" else None)
+
     # ------------------------------------------------------------------ stages
     def prompts(self) -> None:
         train, held = split_prompts(load_prompts(self.cfg.prompts), self.cfg.held_out,
@@ -156,9 +160,7 @@ class Pipeline:
         prompts = self.split("train")[:self.cfg.label_prompts]
         rows = sample_answer_pairs(policy, prompts, self.cons.follow_ups, self.cfg.answer_tokens,
                                    self.cfg.follow_up_tokens, self.cfg.batch_size)
-        judge_m = _judge(judge, mode, self.cons,
-                         self.encoder() if mode == "embedding" else None)
-        prefs, report = label_pairs(rows, judge_m, self.cons,
+        prefs, report = label_pairs(rows, self.judge_of(judge, mode), self.cons,
                                     self.cfg.virtues_per_comparison, self.cfg.tie_margin,
                                     self.cfg.seed)
         report = {"judge": self.cfg.judge_encoder if mode == "embedding" else judge_path,
@@ -199,8 +201,7 @@ class Pipeline:
             if not rows:
                 break
             try:
-                judge_m = _judge(judge, m, self.cons,
-                                 self.encoder() if m == "embedding" else None)
+                judge_m = self.judge_of(judge, m)
             except ValueError as e:  # a label of several tokens; no encoder (DataError)
                 if m == self.cfg.judge_mode:
                     raise
