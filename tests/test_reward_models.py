@@ -263,6 +263,19 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
     assert d["ci_low"] <= d["diff"] <= d["ci_high"]
     assert d["diff"] == pytest.approx(results["adaptive"]["final_gold"]
                                       - results["mean"]["final_gold"], abs=1e-9)
+    assert d == results["adaptive"]["final_gold_versus"]["mean"]
+    assert d["same_sign_every_seed"] == (all(x > 0 for x in d["by_seed"])
+                                         or all(x < 0 for x in d["by_seed"]))
+    for r in results.values():
+        lo, hi = r["final_gold_ci"]
+        assert lo <= r["final_gold"] <= hi
+    # the per-seed differences are the runs' own final gold per prompt, averaged by hand
+    gold = {m: [json.loads((out / m / f"seed-{s}" / "final_probe.json").read_text())
+                for s in (0, 1)] for m in ("mean", "adaptive")}
+    for s in (0, 1):
+        hand = sum(b - a for a, b in zip(gold["mean"][s], gold["adaptive"][s])) / 4
+        assert d["by_seed"][s] == pytest.approx(hand, abs=1e-9)
+    assert set(results["adaptive-kl-matched"]["final_gold_versus"]) == {"mean", "adaptive"}
     # the KL match rescaled adaptive's coefficient by the ratio of training KLs (one try)
     m, a = results["adaptive-kl-matched"], results["adaptive"]
     assert m["target_train_kl_by_seed"] == results["mean"]["train_kl_by_seed"]

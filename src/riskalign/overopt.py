@@ -250,9 +250,11 @@ def _mean_curve(curves: list[list[dict]]) -> list[dict]:
 
 
 def _summarise(runs: dict[str, list[dict]]) -> dict:
-    """Per method: figures averaged over seeds (and per seed), and the final held-out gold
-    minus ``mean``'s, paired per prompt and seed, with a 95% bootstrap interval over prompts."""
-    from .eval.paired import bootstrap_draws, mean_diff, paired_interval
+    """Per method: figures averaged over seeds (and per seed), its final held-out gold with a
+    95% bootstrap interval over prompts (``final_gold_ci``), its final gold minus ``mean``'s
+    and, for ``adaptive`` and its KL-matched run, minus every other method's
+    (``final_gold_versus``): paired per prompt and seed (see ``_paired``)."""
+    from .eval.paired import bootstrap_draws, paired_interval, mean_diff
 
     results = {}
     for m, rs in runs.items():
@@ -271,21 +273,32 @@ def _summarise(runs: dict[str, list[dict]]) -> dict:
         if m == KL_MATCHED:
             results[m]["matched_by_seed"] = [r["matched"] for r in rs]
             results[m]["target_train_kl_by_seed"] = [r["target_train_kl"] for r in rs]
-    if "mean" in runs:
-        mats = {m: torch.tensor([r["gold_per_prompt"] for r in rs], dtype=torch.float64)
-                for m, rs in runs.items()}
-        n = mats["mean"].shape[1]
-        draws, no_scores = bootstrap_draws(n, 2000, 0), torch.zeros(n, dtype=torch.float64)
-        for m in runs:
-            if m == "mean":
-                continue
-            results[m]["final_gold_minus_mean"] = paired_interval(mats["mean"], mats[m],
-                                                                  no_scores, mean_diff, draws)
-            by_seed = (mats[m] - mats["mean"]).mean(1).tolist()  # training seeds, not resampled
-            results[m]["final_gold_minus_mean_by_seed"] = by_seed
-            results[m]["same_sign_every_seed"] = all(d > 0 for d in by_seed) or all(
-                d < 0 for d in by_seed)
+    mats = {m: torch.tensor([r["gold_per_prompt"] for r in rs], dtype=torch.float64)
+            for m, rs in runs.items()}
+    n = next(iter(mats.values())).shape[1]
+    draws = bootstrap_draws(n, 2000, 0)
+    for m, b in mats.items():
+        ci = paired_interval(torch.zeros_like(b), b, torch.zeros(n, dtype=torch.float64),
+                             mean_diff, draws)
+        results[m]["final_gold_ci"] = [ci["ci_low"], ci["ci_high"]]
+        if m != "mean" and "mean" in mats:
+            results[m]["final_gold_minus_mean"] = _paired(mats["mean"], b, draws)
+        if m in ("adaptive", KL_MATCHED):
+            results[m]["final_gold_versus"] = {o: _paired(a, b, draws)
+                                               for o, a in mats.items() if o != m}
     return results
+
+
+def _paired(a: torch.Tensor, b: torch.Tensor, draws: torch.Tensor) -> dict:
+    """Mean of b - a over held-out prompts and seeds (a, b: [S, N] final gold) with its 95%
+    bootstrap interval over prompts (a prompt's seeds move together; the trained policies stay
+    fixed), the per-seed differences and whether every seed has the same sign."""
+    from .eval.paired import mean_diff, paired_interval
+
+    d = paired_interval(a, b, torch.zeros(a.shape[1], dtype=torch.float64), mean_diff, draws)
+    by_seed = (b - a).mean(1).tolist()  # training seeds, not resampled
+    return {**d, "by_seed": by_seed,
+            "same_sign_every_seed": all(x > 0 for x in by_seed) or all(x < 0 for x in by_seed)}
 
 
 def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer,
@@ -321,16 +334,24 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
              "policies fixed (it does not cover the spread between training seeds: the "
              "per-seed differences are in results.json, and `same sign` says whether every "
              f"seed agrees). Wall time of this invocation {minutes:.1f} min.", "",
-             "| method | start gold | best gold (iteration) | final gold | final gold minus mean "
-             "[95% CI] | same sign | final proxy | final KL (held-out) | training KL |",
+             "| method | start gold | best gold (iteration) | final gold [95% CI] | final gold "
+             "minus mean [95% CI] | same sign | final proxy | final KL (held-out) | training KL |",
              "|---|---|---|---|---|---|---|---|---|"]
     for m, r in results.items():
-        d = r.get("final_gold_minus_mean")
-        diff = (f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "-")
-        sign = {True: "yes", False: "no"}.get(r.get("same_sign_every_seed"), "-")
+        d, (lo, hi) = r.get("final_gold_minus_mean"), r["final_gold_ci"]
         lines.append(f"| {m} | {r['start_gold']:+.3f} | {r['best_gold']:+.3f} "
-                     f"({r['best_iteration']}) | {r['final_gold']:+.3f} | {diff} | {sign} | "
-                     f"{r['final_proxy']:+.3f} | {r['final_kl']:.2f} | {r['train_kl']:.2f} |")
+                     f"({r['best_iteration']}) | {r['final_gold']:+.3f} [{lo:+.3f}, {hi:+.3f}] | "
+                     f"{_interval(d)} | {_sign(d)} | {r['final_proxy']:+.3f} | "
+                     f"{r['final_kl']:.2f} | {r['train_kl']:.2f} |")
+    for m in ("adaptive", KL_MATCHED):
+        if m not in results:
+            continue
+        vs = results[m]["final_gold_versus"]
+        lines += ["", f"`{m}` minus each method, final gold (paired per prompt and seed; "
+                  "per-seed differences in training-seed order):", "",
+                  "| minus | difference [95% CI] | per seed | same sign |", "|---|---|---|---|"]
+        lines += [f"| {o} | {_interval(d)} | {', '.join(f'{x:+.3f}' for x in d['by_seed'])} | "
+                  f"{_sign(d)} |" for o, d in vs.items()]
     if KL_MATCHED in results:
         r = results[KL_MATCHED]
         lines += ["", f"`{KL_MATCHED}`: adaptive with initial KL coefficients "
@@ -342,6 +363,14 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
               "![Gold reward against sqrt(KL), the over-optimisation frontier](gold_vs_kl.png)",
               ""]
     write_text(out / "report.md", "\n".join(lines))
+
+
+def _interval(d: dict | None) -> str:
+    return f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "-"
+
+
+def _sign(d: dict | None) -> str:
+    return {True: "yes", False: "no"}[d["same_sign_every_seed"]] if d else "-"
 
 
 __all__ = ["HeldOutProbe", "OveroptConfig", "run_overopt"]
