@@ -275,7 +275,10 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
     for s in (0, 1):
         hand = sum(b - a for a, b in zip(gold["mean"][s], gold["adaptive"][s])) / 4
         assert d["by_seed"][s] == pytest.approx(hand, abs=1e-9)
-    assert set(results["adaptive-kl-matched"]["final_gold_versus"]) == {"mean", "adaptive"}
+    km = results["adaptive-kl-matched"]["final_gold_versus"]
+    assert set(km) == {"mean", "adaptive"}
+    assert km["adaptive"]["diff"] == pytest.approx(results["adaptive-kl-matched"]["final_gold"]
+                                                   - results["adaptive"]["final_gold"], abs=1e-9)
     # the KL match rescaled adaptive's coefficient by the ratio of training KLs (one try)
     m, a = results["adaptive-kl-matched"], results["adaptive"]
     assert m["target_train_kl_by_seed"] == results["mean"]["train_kl_by_seed"]

@@ -9,8 +9,9 @@ A gold reward judges while PPO optimises a learned proxy (Gao et al.'s semi-synt
    mean) and KL to the reference (sum over response tokens of log pi - log pi_ref, mean over
    samples); with ``kl_match``, ``adaptive`` again at a KL matched to ``mean``'s
    (``adaptive-kl-matched/``);
-4. ``results.json`` (per method: figures averaged over seeds, the final gold minus ``mean``'s per
-   prompt and seed with a 95% bootstrap interval), ``overopt_curves.png``, ``gold_vs_kl.png``
+4. ``results.json`` (per method: figures averaged over seeds, the final gold with a 95% bootstrap
+   interval over prompts, the final gold minus ``mean``'s and, for ``adaptive`` and its
+   KL-matched run, minus every other method's, paired per prompt and seed), ``overopt_curves.png``, ``gold_vs_kl.png``
    (gold against sqrt(KL), Gao et al.'s frontier) and ``report.md``.
 Each stage is skipped when its output exists, and PPO runs resume from their checkpoints.
 """
@@ -344,9 +345,9 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
                      f"{_interval(d)} | {_sign(d)} | {r['final_proxy']:+.3f} | "
                      f"{r['final_kl']:.2f} | {r['train_kl']:.2f} |")
     for m in ("adaptive", KL_MATCHED):
-        if m not in results:
+        vs = results.get(m, {}).get("final_gold_versus")
+        if not vs:
             continue
-        vs = results[m]["final_gold_versus"]
         lines += ["", f"`{m}` minus each method, final gold (paired per prompt and seed; "
                   "per-seed differences in training-seed order):", "",
                   "| minus | difference [95% CI] | per seed | same sign |", "|---|---|---|---|"]
