@@ -264,8 +264,6 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
     assert d["diff"] == pytest.approx(results["adaptive"]["final_gold"]
                                       - results["mean"]["final_gold"], abs=1e-9)
     assert d == results["adaptive"]["final_gold_versus"]["mean"]
-    assert d["same_sign_every_seed"] == (all(x > 0 for x in d["by_seed"])
-                                         or all(x < 0 for x in d["by_seed"]))
     for r in results.values():
         lo, hi = r["final_gold_ci"]
         assert lo <= r["final_gold"] <= hi
@@ -275,6 +273,8 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
     for s in (0, 1):
         hand = sum(b - a for a, b in zip(gold["mean"][s], gold["adaptive"][s])) / 4
         assert d["by_seed"][s] == pytest.approx(hand, abs=1e-9)
+    signs = {x > 0 for x in d["by_seed"] if x != 0}
+    assert d["same_sign_every_seed"] == (len(signs) == 1 and 0 not in d["by_seed"])
     km = results["adaptive-kl-matched"]["final_gold_versus"]
     assert set(km) == {"mean", "adaptive"}
     assert km["adaptive"]["diff"] == pytest.approx(results["adaptive-kl-matched"]["final_gold"]

@@ -315,6 +315,16 @@ def test_rlaif_pipeline_end_to_end_with_risk_selection(tiny_model_dir, tiny_enco
     for m in res["models"].values():
         assert 0 <= m["offensive_rate"] <= 1 and m["length_tokens"] > 0
         assert 0 <= m["on_topic_rate"] <= 1 and -1 <= m["prompt_similarity"] <= 1
+    # the run report carries each aspect's reward model as its manifest records it
+    run_report = (out / "report.md").read_text()
+    for a in ASPECTS:
+        member = json.loads((out / "rm" / a / "manifest.json").read_text())["members"][0]
+        kept = report["aspects"][a]["kept"]
+        assert member["train_pairs"] + member["eval_pairs"] == kept
+        acc = member["eval_accuracy"]
+        assert (f"| {a} | {member['train_pairs']} | {member['eval_pairs']} | "
+                f"{'n/a' if acc is None else f'{acc:.3f}'} |") in run_report
+    assert run_report.index("## Reward models") < run_report.index("## Before and after")
     assert set(report["validation"]) == {"pointwise", "logprob", "generate", "embedding"}
     assert report["judge_mode"] in report["validation"] and report["judge_mode_setting"] == "auto"
     assert report["judge"] == str(tiny_encoder_dir if report["judge_mode"] == "embedding"

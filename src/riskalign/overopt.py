@@ -11,8 +11,9 @@ A gold reward judges while PPO optimises a learned proxy (Gao et al.'s semi-synt
    (``adaptive-kl-matched/``);
 4. ``results.json`` (per method: figures averaged over seeds, the final gold with a 95% bootstrap
    interval over prompts, the final gold minus ``mean``'s and, for ``adaptive`` and its
-   KL-matched run, minus every other method's, paired per prompt and seed), ``overopt_curves.png``, ``gold_vs_kl.png``
-   (gold against sqrt(KL), Gao et al.'s frontier) and ``report.md``.
+   KL-matched run, minus every other method's, paired per prompt and seed),
+   ``overopt_curves.png``, ``gold_vs_kl.png`` (gold against sqrt(KL), Gao et al.'s frontier)
+   and ``report.md``.
 Each stage is skipped when its output exists, and PPO runs resume from their checkpoints.
 """
 
@@ -32,6 +33,7 @@ from .config import (RunConfig, _check, check_precision, check_same_settings, op
                      to_dict)
 from .precision import resolve as resolve_precision
 from .demo import cpu_rl_defaults, cpu_task
+from .eval.paired import bootstrap_draws, mean_diff, paired_interval
 from .eval.plots import plot_gold_vs_kl, plot_overopt_curves
 from .models import gpu_of, load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings, collect
@@ -255,8 +257,6 @@ def _summarise(runs: dict[str, list[dict]]) -> dict:
     95% bootstrap interval over prompts (``final_gold_ci``), its final gold minus ``mean``'s
     and, for ``adaptive`` and its KL-matched run, minus every other method's
     (``final_gold_versus``): paired per prompt and seed (see ``_paired``)."""
-    from .eval.paired import bootstrap_draws, paired_interval, mean_diff
-
     results = {}
     for m, rs in runs.items():
         curve = _mean_curve([r["curve"] for r in rs])
@@ -294,8 +294,6 @@ def _paired(a: torch.Tensor, b: torch.Tensor, draws: torch.Tensor) -> dict:
     """Mean of b - a over held-out prompts and seeds (a, b: [S, N] final gold) with its 95%
     bootstrap interval over prompts (a prompt's seeds move together; the trained policies stay
     fixed), the per-seed differences and whether every seed has the same sign."""
-    from .eval.paired import mean_diff, paired_interval
-
     d = paired_interval(a, b, torch.zeros(a.shape[1], dtype=torch.float64), mean_diff, draws)
     by_seed = (b - a).mean(1).tolist()  # training seeds, not resampled
     return {**d, "by_seed": by_seed,

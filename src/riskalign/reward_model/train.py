@@ -115,7 +115,7 @@ def train_member(cfg: RewardTrainConfig, train: list[Preference], held: list[Pre
         return {"path": f"member-{member}", "seed": seed}
     ref_scores = score_texts(model, tok, reference, cfg.max_length)
     info = {"path": f"member-{member}", "seed": seed, "settings": _member_settings(cfg),
-            "train_pairs": len(train),
+            "train_pairs": len(train), "eval_pairs": len(held),
             "final_loss": sum(losses[-5:]) / len(losses[-5:]),
             "eval_accuracy": evaluate_pairs(model, tok, held, cfg.max_length) if held else None,
             "mean": ref_scores.mean().item(),

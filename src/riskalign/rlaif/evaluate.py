@@ -92,14 +92,23 @@ def evaluate(pipe) -> dict:
                "answers": answers, "held_out_prompts": prompts}
     out.mkdir(parents=True, exist_ok=True)
     plot_rlaif_scores(models, out / "scores.png")
-    md = evaluation_markdown(results) + "\n![scores](eval/scores.png)\n"
-    write_text(out / "report.md", md.replace("](eval/", "]("))
+    md = evaluation_markdown(results) + "\n![scores](scores.png)\n"
+    write_text(out / "report.md", md)
     write_text(out / "results.json", json.dumps(results, indent=2))
-    labels = pipe.out / "labels" / "report.md"
-    full = (labels.read_text() if labels.exists() else "") + "\n" + md
-    write_text(pipe.out / "report.md", "# RLAIF run\n\n" + full)
-    print(md)
+    write_run_report(pipe)
     return results
 
 
-__all__ = ["EVAL_REQUEST", "evaluate", "offensive_rate", "win_rate"]
+def write_run_report(pipe) -> None:
+    """``report.md`` of the whole run from the saved stage outputs: the labelling report, the
+    reward models' held-out accuracies and the evaluation."""
+    from .report import reward_models_markdown
+
+    results = json.loads((pipe.out / "eval" / "results.json").read_text())
+    labels = pipe.out / "labels" / "report.md"
+    manifests = {a: json.loads((pipe.out / "rm" / a / "manifest.json").read_text())
+                 for a in ASPECTS if (pipe.out / "rm" / a / "manifest.json").exists()}
+    parts = [labels.read_text() if labels.exists() else "",
+             reward_models_markdown(manifests) if manifests else "",
+             evaluation_markdown(results) + "\n![scores](eval/scores.png)\n"]
+    write_text(pipe.out / "report.md", "# RLAIF run\n\n" + "\n".join(p for p in parts if p))

@@ -47,6 +47,19 @@ def labelling_markdown(report: dict) -> str:
     return body
 
 
+def reward_models_markdown(manifests: dict[str, dict]) -> str:
+    """Each aspect's reward model: training pairs and held-out pairwise accuracy, from its
+    ensemble manifest (one member per aspect)."""
+    lines = ["## Reward models", "", "| aspect | training pairs | held-out pairs | held-out "
+             "pairwise accuracy |", "|---|---|---|---|"]
+    for aspect, m in manifests.items():
+        for r in m["members"]:
+            acc = r.get("eval_accuracy")
+            lines.append(f"| {aspect} | {r['train_pairs']} | {r.get('eval_pairs', 'n/a')} | "
+                         f"{'n/a' if acc is None else f'{acc:.3f}'} |")
+    return "\n".join(lines) + "\n"
+
+
 def _cell(text: str, n: int = 220) -> str:
     text = " ".join(text.split())
     text = text if len(text) <= n else text[:n - 1] + "…"
