@@ -91,3 +91,68 @@ def test_shipped_configs_load():
     assert studies
     for f in studies:
         load_config(f, cls=StudyConfig)
+
+
+def test_full_disk_at_a_checkpoint_keeps_the_previous_one(tmp_path, monkeypatch):
+    import errno
+
+    from riskalign.ppo import checkpoint
+
+    model = torch.nn.Linear(2, 2)
+    save_checkpoint(tmp_path, 1, model, {"x": 1})
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoint, "save_file", full)
+    with pytest.raises(CheckpointError, match="iter-000002 .*No space left on device.*unchanged"):
+        save_checkpoint(tmp_path, 2, model, {"x": 2})
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iter-000001", "latest"]
+    assert load_checkpoint(tmp_path / "iter-000001", model)["x"] == 1
+
+
+def test_pruning_keeps_the_newest_by_iteration_not_by_name(tmp_path):
+    model = torch.nn.Linear(2, 2)
+    for it in (9, 10, 11):  # iter-000009 < iter-000010 by name too; a stale later one goes
+        save_checkpoint(tmp_path, it, model, {"x": it}, keep=2)
+    (tmp_path / "iter-000050").mkdir()  # a leftover from some other run, newer by name
+    save_checkpoint(tmp_path, 12, model, {"x": 12}, keep=2)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["iter-000011", "iter-000012", "latest"]
+
+
+def test_failed_command_keeps_finished_work(tmp_path):
+    from riskalign.outputs import OutputFolder
+
+    fresh = OutputFolder(tmp_path / "a")
+    (tmp_path / "a" / "tb").mkdir(parents=True)
+    (tmp_path / "a" / "metrics.jsonl").write_text("{}\n")
+    assert fresh.discard_if_new() and not (tmp_path / "a").exists()
+    worked = OutputFolder(tmp_path / "b")
+    (tmp_path / "b" / "checkpoints" / "iter-000001").mkdir(parents=True)
+    (tmp_path / "b" / "checkpoints" / "iter-000001" / "trainable.safetensors").write_bytes(b"x")
+    assert not worked.discard_if_new() and (tmp_path / "b").exists()
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c" / "mine.txt").write_text("user's")
+    held = OutputFolder(tmp_path / "c")
+    assert not held.discard_if_new() and (tmp_path / "c" / "mine.txt").exists()
+
+
+def test_torn_last_log_line_is_dropped_on_resume(tmp_path):
+    from riskalign.logger import RunLogger
+
+    (tmp_path / "metrics.jsonl").write_text('{"iteration": 1}\n{"iteration": 2}\n{"itera')
+    RunLogger(tmp_path, 4, start=1, tensorboard=False).progress.stop()
+    assert (tmp_path / "metrics.jsonl").read_text() == '{"iteration": 1}\n'
+    (tmp_path / "metrics.jsonl").write_text('{"iteration": 1}\n{"itera\n{"iteration": 2}\n')
+    with pytest.raises(ValueError, match="metrics log .* line 2"):  # damage inside: named
+        RunLogger(tmp_path, 4, start=2, tensorboard=False)
+
+
+def test_templates_fill_names_only():
+    from riskalign.rlaif.constitution import fill, template_fields
+
+    assert fill("{virtue}: {{literal}} {text}", virtue="honesty", text="{x.y}") == \
+        "honesty: {literal} {x.y}"
+    for bad in ("{virtue.__class__}", "{0}", "{virtue!r}", "{virtue:>10}", "{text[0]}"):
+        with pytest.raises(ValueError, match="not a plain"):
+            template_fields(bad)

@@ -136,6 +136,11 @@ def resolve_model(name_or_path: str) -> str:
 
 
 def load_error(name: str, err: Exception) -> MissingModelError:
-    return MissingModelError(
-        f"could not load model '{name}' ({type(err).__name__}); with no network, pass a local "
-        f"folder, or use the offline default '{DEFAULT_POLICY}' after `riskalign assets`")
+    """A one-line error naming the model and the real cause; the offline hint only for names
+    that are not local folders."""
+    cause = (str(err).strip().splitlines() or [""])[0][:300]
+    msg = f"could not load model '{name}' ({type(err).__name__}: {cause})"
+    if not Path(name).expanduser().exists() and name != DEFAULT_POLICY:
+        msg += (f"; with no network, pass a local folder, or use the offline default "
+                f"'{DEFAULT_POLICY}' after `riskalign assets`")
+    return MissingModelError(msg)

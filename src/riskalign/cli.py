@@ -23,17 +23,28 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
                    help="List every config key with its default and help, then exit.")
 
 
+def _given(v) -> bool:
+    """A flag the user gave: not None, False or []. (0 is given: ``0 == False`` must not hide
+    ``--ensemble 0`` from validation.)"""
+    return v is not None and v is not False and not (isinstance(v, list) and not v)
+
+
 def _load(args, cls, **flags):
     """The config for a command: --help-config prints the keys and gives None; --config, the
-    key=value overrides, then each given flag (as ``key=value``) are applied in that order."""
+    key=value overrides, then each given flag (as ``key=value``) are applied in that order.
+    The output folder is checked, and remembered so that a failure can clean up after itself."""
     from .config import describe, load_config
+    from .outputs import OutputFolder, check_output_dir
 
     if args.help_config:
         print("\n".join(describe(cls)))
         return None
     overrides = list(args.overrides)
-    overrides += [f"{k}={v}" for k, v in flags.items() if v not in (None, [], False)]
-    return load_config(args.config, overrides, cls=cls)
+    overrides += [f"{k}={v}" for k, v in flags.items() if _given(v)]
+    cfg = load_config(args.config, overrides, cls=cls)
+    if getattr(cfg, "output_dir", None):
+        args.output_folder = OutputFolder(check_output_dir(cfg.output_dir))
+    return cfg
 
 
 def cmd_assets(args) -> None:
@@ -50,7 +61,7 @@ def cmd_ppo(args) -> None:
 
     cfg = _load(args, RunConfig, output_dir=args.output_dir)
     if cfg is not None:
-        run_ppo(cfg, resume=args.resume)
+        run_ppo(cfg, resume=args.resume, overwrite=args.overwrite)
 
 
 def cmd_sft(args) -> None:
@@ -188,17 +199,26 @@ def cmd_rlaif(args) -> None:
 def cmd_generate(args) -> None:
     import torch
 
-    from .models import ActorCritic, load_causal_lm, load_tokenizer
+    from .models import ActorCritic, check_context, load_causal_lm, load_tokenizer
     from .ppo.rollout import GenerationSettings
     from .eval.sampling import sample_and_score
     from .rewards import build_reward
     from .config import RewardConfig
 
-    tok = load_tokenizer(args.model)
-    policy = ActorCritic(load_causal_lm(args.model))
     prompts = args.prompt or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
     if not prompts:
-        raise SystemExit("error: give --prompt or prompts on standard input")
+        raise ValueError("give --prompt or prompts on standard input")
+    empty = [i for i, p in enumerate(prompts, start=1) if not p.strip()]
+    if empty:
+        raise ValueError(f"--prompt: prompt {empty[0]} is empty")
+    if args.max_new_tokens < 1:
+        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
+    if not args.temperature > 0:
+        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
+    tok = load_tokenizer(args.model)
+    longest = max(len(tok(p, add_special_tokens=False).input_ids) for p in prompts)
+    check_context(tok, longest + args.max_new_tokens, "the longest prompt + --max-new-tokens")
+    policy = ActorCritic(load_causal_lm(args.model))
     gen = GenerationSettings(args.max_new_tokens, 0, args.temperature)
     reward = build_reward(RewardConfig(kind=args.reward)) if args.reward else None
     completions, scores = sample_and_score(policy, tok, reward or (lambda p, c: torch.zeros(len(p))),
@@ -207,17 +227,36 @@ def cmd_generate(args) -> None:
         print(json.dumps({"prompt": p, "completion": c, **({"score": s} if reward else {})}))
 
 
+class _Subcommands:
+    """``add_subparsers()`` whose every command also takes the common options (--debug)."""
+
+    def __init__(self, sub, common: argparse.ArgumentParser):
+        self.sub, self.common = sub, common
+
+    def add_parser(self, name: str, **kw) -> argparse.ArgumentParser:
+        return self.sub.add_parser(name, parents=[self.common], **kw)
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(prog="riskalign", description="Risk-averse and "
                                  "uncertainty-aware RLHF for language models.")
-    sub = ap.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="Show the full traceback of an error instead of one line.")
+    ap.add_argument("--debug", action="store_true", default=False,
+                    help="Show the full traceback of an error instead of one line.")
+    sub = _Subcommands(ap.add_subparsers(dest="command", required=True), common)
     p = sub.add_parser("assets", help="Prepare the offline default policy (SmolLM2-135M-Instruct).")
     p.add_argument("--force", action="store_true", help="Rebuild even if already prepared.")
     p.set_defaults(fn=cmd_assets)
     p = sub.add_parser("ppo", help="Train a policy with PPO (RLHF).")
     _add_config_args(p)
     p.add_argument("--resume", action="store_true",
-                   help="Continue from the latest checkpoint in the output folder.")
+                   help="Continue from the latest checkpoint in the output folder (a fresh "
+                        "run, said in one line, when there is none).")
+    p.add_argument("--overwrite", action="store_true",
+                   help="Replace an earlier run in the output folder (without --resume or "
+                        "--overwrite such a folder is refused).")
     p.add_argument("--output-dir", help="Output folder (same as output_dir=...).")
     p.set_defaults(fn=cmd_ppo)
     p = sub.add_parser("sft", help="Supervised fine-tuning on a task's positive texts or a file.")
@@ -286,12 +325,25 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
+def _one_line(e: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    return lines[0] if lines else type(e).__name__
+
+
+def _os_message(e: OSError) -> str:
+    where = e.filename if e.filename is not None else ""
+    reason = e.strerror or _one_line(e)
+    return f"{where}: {reason}" if where else reason
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run a command. A failure the user can cause (bad config, data, model folder, reward
+    function, checkpoint, output path) ends in one line on stderr and exit code 2, and an output
+    folder the failed command created is removed when it holds nothing of value; ``--debug``
+    shows the traceback instead."""
     from .assets import MissingModelError
-    from .config import ConfigError
     from .ppo.checkpoint import CheckpointError
-    from .rewards import RewardError
-    from .tasks import DataError
 
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
@@ -305,16 +357,26 @@ def main(argv: list[str] | None = None) -> int:
         print(f"riskalign: error: only `ppo`, `sft` and `reward` run on several processes; run "
               f"`{args.command}` as a single process", file=sys.stderr)
         return 2
+    debug = getattr(args, "debug", False)
     try:
         args.fn(args)
-    except (ConfigError, DataError, RewardError, CheckpointError, MissingModelError,
-            ValueError) as e:
-        print(f"riskalign: error: {e}", file=sys.stderr)
-        return 2
+    except BrokenPipeError:  # e.g. `riskalign ppo --help-config | head`
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("riskalign: interrupted; rerun with --resume to continue from the last checkpoint",
               file=sys.stderr)
         return 130
+    except (ValueError, CheckpointError, MissingModelError, OSError) as e:
+        folder = getattr(args, "output_folder", None)
+        if folder is not None:
+            folder.discard_if_new()
+        if debug:
+            raise
+        text = (_os_message(e) if isinstance(e, OSError) and not isinstance(e, MissingModelError)
+                else _one_line(e))
+        print(f"riskalign: error: {text}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -20,6 +20,8 @@ from typing import Any
 
 import yaml
 
+from .files import read_text
+
 
 class ConfigError(ValueError):
     """A configuration value, key or file is invalid. The message names the field."""
@@ -125,7 +127,9 @@ class RewardConfig:
                                   "ensemble folder.")
     label: str | None = opt(None, "kind=hf: label name or logit index to read (default: last).")
     sign: float = opt(1.0, "Multiplier on the score (-1 turns a toxicity logit into a reward).")
-    function: str | None = opt(None, "kind=python: 'module:function' taking (prompts, completions).")
+    function: str | None = opt(None, "kind=python: 'module:function' taking (prompts, completions) "
+                                     "and returning one number per completion; the working "
+                                     "directory is importable.")
     batch_size: int = opt(32, "Texts per classifier forward pass.")
     ensemble_method: str = opt("mean", "kind=ensemble: single (one member), mean, min (worst "
                                        "case), uwo (mean - lam * variance) or adaptive "
@@ -385,7 +389,7 @@ def read_yaml(path: str | Path) -> dict:
     if not p.is_file():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text()) or {}
+        data = yaml.safe_load(read_text(p, "config file")) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = f" line {mark.line + 1}" if mark else ""

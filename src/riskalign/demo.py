@@ -99,7 +99,7 @@ def _train(cfg: RunConfig, title: str) -> Path:
     out = Path(cfg.output_dir)
     if (out / "summary.json").exists() and (out / "final" / "config.json").exists():
         return out / "final"
-    run_ppo(cfg, resume=(out / "checkpoints" / "latest").exists(), title=title)
+    run_ppo(cfg, resume="auto", title=title)
     return out / "final"
 
 

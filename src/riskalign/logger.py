@@ -7,10 +7,14 @@ from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
+from .atomic import write_text
+from .files import read_jsonl
+
 
 class RunLogger:
     """Appends one JSON line per iteration to ``metrics.jsonl``; on resume, lines past the
-    checkpoint's iteration are dropped first so the file matches the resumed run."""
+    checkpoint's iteration, and a last line torn by a kill mid-write, are dropped first so the
+    file matches the resumed run."""
 
     def __init__(self, out: str | Path, total: int, start: int = 0, tensorboard: bool = True,
                  every: int = 1, title: str = "ppo"):
@@ -18,9 +22,9 @@ class RunLogger:
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / "metrics.jsonl"
         if self.path.exists():
-            kept = [ln for ln in self.path.read_text().splitlines()
-                    if ln.strip() and json.loads(ln).get("iteration", 0) <= start]
-            self.path.write_text("".join(ln + "\n" for ln in kept))
+            kept = [row for row in read_jsonl(self.path, "metrics log", torn_tail=True)
+                    if row.get("iteration", 0) <= start]
+            write_text(self.path, "".join(json.dumps(row) + "\n" for row in kept))
         self.every = every
         self.writer = None
         if tensorboard:

@@ -26,16 +26,34 @@ VALUE_HEAD_FILE = "value_head.safetensors"
 
 
 def load_tokenizer(name_or_path: str, trust_remote_code: bool = False):
-    from transformers import AutoTokenizer
+    """The model's tokenizer, with a pad token, and ``model_max_length`` no larger than the
+    model's context (``max_position_embeddings`` of its config, when the folder has one), so
+    that length checks see the real limit."""
+    from transformers import AutoConfig, AutoTokenizer
 
     path = resolve_model(name_or_path)
     try:
         tok = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # transformers and tokenizers raise many types for a bad folder
         raise load_error(name_or_path, e) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
+    try:
+        context = getattr(AutoConfig.from_pretrained(path, trust_remote_code=trust_remote_code),
+                          "max_position_embeddings", None)
+    except Exception:  # a tokenizer-only folder: no model config to read
+        context = None
+    if isinstance(context, int) and 0 < context < (tok.model_max_length or 10**30):
+        tok.model_max_length = context
     return tok
+
+
+def check_context(tok, tokens: int, what: str) -> None:
+    """Raise a ``ValueError`` naming ``what`` when ``tokens`` exceed the model's context."""
+    context = getattr(tok, "model_max_length", None) or 0
+    if 0 < context < 10**9 and tokens > context:
+        raise ValueError(f"{what} = {tokens} tokens exceeds the model's context of {context} "
+                         f"tokens")
 
 
 def quantization_4bit(wanted: bool):
@@ -66,7 +84,7 @@ def load_causal_lm(name_or_path: str, dtype: str = "float32", trust_remote_code:
     try:
         return AutoModelForCausalLM.from_pretrained(path, dtype=DTYPES[dtype],
                                                     trust_remote_code=trust_remote_code, **extra)
-    except (OSError, ValueError) as e:
+    except Exception as e:  # a truncated safetensors file raises SafetensorError, and so on
         raise load_error(name_or_path, e) from None
 
 

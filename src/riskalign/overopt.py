@@ -210,8 +210,7 @@ def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_co
                 write_text(run_dir / "final_probe.json", json.dumps(per_prompt))
 
     if not (run_dir / "summary.json").exists():
-        run_ppo(rl, resume=(run_dir / "checkpoints" / "latest").exists(),
-                title=f"{name} seed {seed}", on_step=on_step)
+        run_ppo(rl, resume="auto", title=f"{name} seed {seed}", on_step=on_step)
     logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
     tail = logs[-min(4, len(logs)):]
     trained = json.loads((run_dir / "config.json").read_text())["ppo"]["init_kl_coef"]

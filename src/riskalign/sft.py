@@ -19,7 +19,8 @@ from rich.progress import track
 from . import precision
 from .atomic import write_dir
 from .config import ModelConfig, TaskConfig, _check, check_precision, opt, precision_opt
-from .models import load_tokenizer, load_trainable_lm
+from .files import read_text
+from .models import check_context, load_tokenizer, load_trainable_lm
 from .ppo.distributed import Dist
 from .tasks import DataError, get_spec
 from .runtime import adamw, configure
@@ -58,7 +59,7 @@ def training_texts(cfg: SFTConfig) -> list[str]:
         p = Path(cfg.text_file)
         if not p.is_file():
             raise DataError(f"text_file not found: {p}")
-        texts = [ln.strip() for ln in p.read_text(encoding="utf-8").splitlines() if ln.strip()]
+        texts = [ln.strip() for ln in read_text(p, "text_file").splitlines() if ln.strip()]
         if not texts:
             raise DataError(f"{p}: no non-empty lines")
     else:
@@ -127,6 +128,7 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
     tok = load_tokenizer(cfg.model.policy, cfg.model.trust_remote_code)
+    check_context(tok, cfg.max_tokens, "max_tokens")
     texts = training_pairs(cfg, tok)
     lm = load_trainable_lm(cfg.model)
     dist = Dist()  # several processes under `accelerate launch`: each takes a share of a batch

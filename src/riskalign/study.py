@@ -316,7 +316,7 @@ def run_study(cfg: StudyConfig) -> dict:
         rl = run_config(cfg, method, seed, sft_dir, work)
         run_dir = Path(rl.output_dir)
         if not (run_dir / "summary.json").exists():
-            run_ppo(rl, resume=(run_dir / "checkpoints").exists(), title=f"{method} seed {seed}",
+            run_ppo(rl, resume="auto", title=f"{method} seed {seed}",
                     on_step=on_step(BatchTail(cfg.tail_percent)))
         shutil.copyfile(run_dir / "metrics.jsonl", log_dir / f"{method}-seed{seed}.jsonl")
         scorer = scorer or load_scorer(str(sft_dir))

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+import os
 import resource
+import shutil
 import statistics
 import time
 from pathlib import Path
 
+from .atomic import write_dir, write_text
 from .config import ConfigError, RunConfig, to_dict
 from .eval.sampling import sample_and_score
+from .files import read_json
 from .logger import RunLogger
 from .models import load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings
@@ -31,6 +35,10 @@ def risk_selector(cfg: RunConfig, n_prompts: int, reward=None) -> SoftRiskSelect
     if cfg.risk.alpha >= 1:
         return None
     r = cfg.risk
+    total = total_iterations(cfg, n_prompts)
+    if r.warm_start >= total:
+        print(f"warning: risk.warm_start ({r.warm_start}) >= the run's {total} iterations: the "
+              f"soft-risk schedule never starts, so this run trains as plain RLHF")
     starts = None
     if r.rank_by == "gain":
         if reward is None or not isinstance(as_shaper(reward), PlainShaper):
@@ -38,8 +46,7 @@ def risk_selector(cfg: RunConfig, n_prompts: int, reward=None) -> SoftRiskSelect
                               "is scored by it, as the completions are); with an ensemble or "
                               "RLAIF rank by kl_return or score")
         starts = PromptScoreCache(as_shaper(reward).source)
-    return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by,
-                            total_iterations(cfg, n_prompts), starts)
+    return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by, total, starts)
 
 
 def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
@@ -64,30 +71,66 @@ def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
     return scores.mean().item()
 
 
-def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo",
-            on_step=None, build=build_trainer) -> dict:
+# what a run writes in its output folder (besides checkpoints/)
+RUN_FILES = ("final", "metrics.jsonl", "summary.json", "eval_before.json", "config.json", "tb")
+
+
+def earlier_run(out: Path) -> bool:
+    """Whether ``out`` holds (part of) an earlier run: a checkpoint, a log or a final model."""
+    return (out / "checkpoints").is_dir() or any((out / f).exists() for f in RUN_FILES[:3])
+
+
+def clear_run(out: Path) -> None:
+    """Remove an earlier run's files from ``out`` (and nothing else the folder holds)."""
+    for name in ("checkpoints", *RUN_FILES):
+        p = out / name
+        if p.is_dir():
+            shutil.rmtree(p)
+        elif p.exists():
+            p.unlink()
+
+
+def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str = "ppo",
+            on_step=None, build=build_trainer, overwrite: bool = False) -> dict:
     """Train; write metrics.jsonl, checkpoints, final/ and summary.json under cfg.output_dir.
 
-    ``on_step(trainer, stats)`` runs after each iteration, before the stats are logged (it may
-    add keys, e.g. held-out figures). ``build(cfg, select) -> (trainer, task)`` makes the trainer
-    (the default reads the task and reward from the config; RLAIF brings its own)."""
+    A run never mixes with an earlier one in the same folder. ``resume=True`` continues from the
+    latest checkpoint (and says so in one line when there is none: the run starts fresh);
+    ``resume=False`` refuses a folder holding an earlier run unless ``overwrite``, which first
+    removes that run; ``resume='auto'`` (for pipelines) continues when a checkpoint exists and
+    otherwise starts clean. ``on_step(trainer, stats)`` runs after each iteration, before the
+    stats are logged (it may add keys, e.g. held-out figures). ``build(cfg, select) -> (trainer,
+    task)`` makes the trainer (the default reads the task and reward from the config; RLAIF
+    brings its own)."""
     out = Path(cfg.output_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    has_checkpoint = (out / "checkpoints" / "latest").is_file()
+    if resume is True and not has_checkpoint:
+        print(f"--resume: no checkpoint in {out / 'checkpoints'}; starting a fresh run")
+    if not resume and earlier_run(out) and not overwrite:
+        raise ConfigError(f"output_dir {out} holds an earlier run; pass --resume to continue "
+                          f"it or --overwrite to replace it")
+    main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`
+    if ((overwrite and not resume) or not has_checkpoint) and main_process:
+        clear_run(out)
     trainer, task = build(cfg, select)
+    out.mkdir(parents=True, exist_ok=True)
     resumed = trainer.resume() if resume else False
     if not trainer.dist.is_main:  # other processes train their share; the main one writes
         trainer.train()
         return {}
-    (out / "config.json").write_text(json.dumps(to_dict(cfg), indent=2))
+    if resumed and trainer.iteration >= trainer.total and (out / "summary.json").is_file():
+        print(f"{out}: the run is already finished ({trainer.total} iterations); nothing to do")
+        return read_json(out / "summary.json", "run summary")
+    write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
     n_eval = min(cfg.log.eval_prompts, len(task.test))
     before_file = out / "eval_before.json"
     before = None
     if n_eval:
         if resumed and before_file.exists():
-            before = json.loads(before_file.read_text())["score_mean"]
-        else:
+            before = read_json(before_file, "held-out score").get("score_mean")
+        if before is None:
             before = _held_out_score(trainer, task, n_eval, cfg.seed + 12345)
-            before_file.write_text(json.dumps({"score_mean": before, "prompts": n_eval}))
+            write_text(before_file, json.dumps({"score_mean": before, "prompts": n_eval}))
         print(f"held-out mean score before: {before:+.4f} ({n_eval} prompts)")
     t0 = time.perf_counter()
     start = trainer.iteration
@@ -100,8 +143,12 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo
 
         history = trainer.train(on_step=log)
     elapsed = time.perf_counter() - t0
-    trainer.policy.save(out / "final", merge_lora=True)
-    trainer.tokenizer.save_pretrained(str(out / "final"))
+
+    def write_final(tmp: Path) -> None:
+        trainer.policy.save(tmp, merge_lora=True)
+        trainer.tokenizer.save_pretrained(str(tmp))
+
+    write_dir(out / "final", write_final)
     summary = {"iterations": trainer.iteration, "score_before": before,
                "seconds_per_iteration": elapsed / max(1, trainer.iteration - start),
                "peak_rss_mb": peak_rss_mb()}
@@ -119,5 +166,5 @@ def run_ppo(cfg: RunConfig, resume: bool = False, select=None, title: str = "ppo
     print(f"{summary['seconds_per_iteration']:.1f} s/iteration (wall time of the loop, per-step "
           f"hooks included; before/after scoring excluded), "
           f"peak memory {summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary

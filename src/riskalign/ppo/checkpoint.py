@@ -4,15 +4,20 @@ Layout under ``<output_dir>/checkpoints``::
 
     iter-000010/trainable.safetensors   every trainable tensor (LoRA adapter or full LM, value head)
     iter-000010/state.pt                optimizer, KL controller, RNG states, data position, config
+    iter-000010/checksums.json          SHA-256 of the two files above
     latest                              name of the newest complete checkpoint
 
 A checkpoint is written into a temporary folder, renamed into place, and only then named in
 ``latest`` (written to a temp file and renamed), so a run killed at any moment leaves the
-previous checkpoint intact.
+previous checkpoint intact; the temp entries such a kill leaves are removed on the next save or
+resume. Loading checks the checksums, so a file damaged in a way that still parses is named
+rather than trained on.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
 import random
 import shutil
 from pathlib import Path
@@ -21,7 +26,11 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
-from ..atomic import write_dir, write_text
+from ..atomic import remove_partials, write_dir, write_text
+
+FILES = ("trainable.safetensors", "state.pt")
+CHECKSUMS = "checksums.json"
+_LEGACY_TEMPS = ("iter-", "latest.")  # temp names of versions before the .partial suffix
 
 
 class CheckpointError(RuntimeError):
@@ -51,19 +60,51 @@ def set_rng_state(state: dict) -> None:
         torch.cuda.set_rng_state(state["cuda"])
 
 
+def remove_temps(root: str | Path) -> int:
+    """Delete what writes interrupted by a kill left under ``root``; how many entries."""
+    return remove_partials(Path(root), _LEGACY_TEMPS)
+
+
+def sha256(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _iteration_of(folder: Path) -> int:
+    try:
+        return int(folder.name.split("-", 1)[1])
+    except (IndexError, ValueError):
+        return -1
+
+
 def save_checkpoint(root: str | Path, iteration: int, model: torch.nn.Module, state: dict,
                     keep: int = 1) -> Path:
-    """Write checkpoint ``iter-<iteration>`` atomically and prune older ones beyond ``keep``."""
+    """Write checkpoint ``iter-<iteration>`` atomically, then keep it and the ``keep - 1``
+    newest earlier ones; a failed write (disk full, read-only folder) is a ``CheckpointError``
+    and leaves the previous checkpoint as it was."""
     root = Path(root)
     name = f"iter-{iteration:06d}"
 
     def write(tmp: Path) -> None:
-        save_file(trainable_state(model), str(tmp / "trainable.safetensors"))
-        torch.save({**state, "iteration": iteration}, tmp / "state.pt")
+        save_file(trainable_state(model), str(tmp / FILES[0]))
+        torch.save({**state, "iteration": iteration}, tmp / FILES[1])
+        sums = {f: sha256(tmp / f) for f in FILES}
+        (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2))
 
-    final = write_dir(root / name, write)
-    write_text(root / "latest", name)
-    for old in sorted(p for p in root.glob("iter-*") if p.is_dir())[:-keep]:
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        remove_temps(root)
+        final = write_dir(root / name, write)
+        write_text(root / "latest", name)
+    except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
+        raise CheckpointError(f"could not write checkpoint {root / name} ({reason}); the "
+                              f"previous checkpoint is unchanged") from None
+    older = sorted((p for p in root.glob("iter-*") if p.is_dir() and p.name != name),
+                   key=_iteration_of)
+    stale = [p for p in older if _iteration_of(p) > iteration]  # never newer than the latest
+    earlier = [p for p in older if _iteration_of(p) <= iteration]
+    for old in stale + earlier[:max(0, len(earlier) - (keep - 1))]:
         shutil.rmtree(old, ignore_errors=True)
     return final
 
@@ -79,12 +120,31 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     return path
 
 
+def verify_checksums(path: Path) -> None:
+    """Compare each file with its recorded SHA-256 (checkpoints from versions without
+    checksums.json are not checked)."""
+    record = path / CHECKSUMS
+    if not record.is_file():
+        return
+    try:
+        sums = json.loads(record.read_text())
+    except (ValueError, OSError):
+        raise CheckpointError(f"checkpoint {path}: {CHECKSUMS} is unreadable") from None
+    for f in FILES:
+        if not (path / f).is_file():
+            raise CheckpointError(f"checkpoint {path}: {f} is missing")
+        if f in sums and sha256(path / f) != sums[f]:
+            raise CheckpointError(f"checkpoint {path}: {f} does not match its checksum (the "
+                                  f"file is damaged)")
+
+
 def load_checkpoint(path: str | Path, model: torch.nn.Module) -> dict:
     """Load trainable tensors into ``model`` (strictly) and return the saved state dict."""
     path = Path(path)
+    verify_checksums(path)
     try:
-        tensors = load_file(str(path / "trainable.safetensors"))
-        state = torch.load(path / "state.pt", weights_only=True, map_location="cpu")
+        tensors = load_file(str(path / FILES[0]))
+        state = torch.load(path / FILES[1], weights_only=True, map_location="cpu")
     except Exception as e:  # safetensors and torch raise several types for damaged files
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable "
                               f"({type(e).__name__}: {e})") from None

@@ -33,11 +33,12 @@ import torch
 
 from ..config import RunConfig, fill_missing, first_difference, to_dict
 from ..models import ActorCritic
+from ..rewards.base import RewardError
 from ..rewards.shaping import as_shaper
 from .advantages import (compute_gae, kl_penalised_rewards, masked_mean, masked_var,
                          masked_whiten)
-from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, rng_state,
-                         save_checkpoint, set_rng_state)
+from .checkpoint import (CheckpointError, latest_checkpoint, load_checkpoint, remove_temps,
+                         rng_state, save_checkpoint, set_rng_state)
 from ..runtime import adamw
 from .kl_control import AdaptiveKLController, FixedKLController
 from .losses import policy_loss, value_loss
@@ -125,8 +126,12 @@ class PPOTrainer:
         p, t_start, timings = self.cfg.ppo, time.perf_counter(), {}
         self.iteration += 1
         batch = self.dist.shard([self.prompts[i] for i in self.stream.next()])
-        ro = collect(self.policy, self.ref, self.tokenizer, self.shaper, batch, self.gen,
-                     p.forward_batch_size, timings, self.generator)
+        try:
+            ro = collect(self.policy, self.ref, self.tokenizer, self.shaper, batch, self.gen,
+                         p.forward_batch_size, timings, self.generator)
+        except RewardError as e:
+            e.iteration = self.iteration
+            raise
         beta = self.kl_ctl.value
         rewards, kl = kl_penalised_rewards(ro.scores, ro.logprobs, ro.ref_logprobs,
                                            ro.response_mask,
@@ -243,11 +248,19 @@ class PPOTrainer:
 
     def resume(self) -> bool:
         """Load the latest checkpoint if there is one; True if a run was resumed."""
+        remove_temps(self.out / "checkpoints")
         path = latest_checkpoint(self.out / "checkpoints")
         if path is None:
             return False
         state = load_checkpoint(path, self.policy)
-        saved = _with_legacy(json.loads(state["config"]))
+        lacking = [k for k in _STATE_KEYS if k not in state]
+        if lacking:
+            raise CheckpointError(f"checkpoint {path}: state.pt lacks its '{lacking[0]}' entry")
+        try:
+            saved = _with_legacy(json.loads(state["config"]))
+        except (TypeError, ValueError):
+            raise CheckpointError(f"checkpoint {path}: state.pt holds an unreadable "
+                                  f"config") from None
         now = _training_keys(to_dict(self.cfg))
         if saved != now:
             key = first_difference(saved, now)
@@ -255,13 +268,17 @@ class PPOTrainer:
                                   f"('{key}' differs); resume with the same settings")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
-        except ValueError as e:
+        except (KeyError, TypeError, ValueError) as e:
             raise CheckpointError(f"checkpoint {path}: optimizer state does not fit ({e})") from None
-        self.kl_ctl.load_state_dict(state["kl_ctl"])
-        self.stream.load_state_dict(state["stream"])
-        self.shaper.load_state_dict(state.get("shaper", {}))
-        set_rng_state(state["rng"])
-        self.iteration = int(state["iteration"])
+        try:
+            self.kl_ctl.load_state_dict(state["kl_ctl"])
+            self.stream.load_state_dict(state["stream"])
+            self.shaper.load_state_dict(state.get("shaper", {}))
+            set_rng_state(state["rng"])
+            self.iteration = int(state["iteration"])
+        except (KeyError, TypeError, ValueError, RuntimeError) as e:
+            raise CheckpointError(f"checkpoint {path}: state.pt is malformed "
+                                  f"({type(e).__name__}: {e})") from None
         return True
 
     # ------------------------------------------------------------------ the loop
@@ -278,6 +295,8 @@ class PPOTrainer:
                 self.save()
         return history
 
+
+_STATE_KEYS = ("optimizer", "kl_ctl", "stream", "rng", "config", "iteration")
 
 # settings added after a checkpoint was written: the behaviour it was trained with
 _LEGACY = {"precision": "fp32", "ppo": {"minibatches": "kept", "whiten_over": "kept"},

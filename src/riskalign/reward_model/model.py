@@ -27,7 +27,7 @@ def load_reward_model(name_or_path: str, seed: int | None = None, trust_remote_c
                 torch.manual_seed(seed)
             model = AutoModelForSequenceClassification.from_pretrained(
                 path, num_labels=1, trust_remote_code=trust_remote_code, dtype=torch.float32)
-    except OSError as e:
+    except Exception as e:  # any damage to the folder, named in one line
         raise load_error(name_or_path, e) from None
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token

@@ -20,6 +20,7 @@ from rich.progress import track
 
 from ..atomic import write_dir, write_text
 from ..config import _check, check_precision, opt, precision_opt
+from ..files import read_json
 from ..ppo.distributed import Dist
 from ..tasks import DataError
 from .data import Preference, load_preferences, split_preferences
@@ -148,7 +149,7 @@ def train_reward_models(cfg: RewardTrainConfig) -> dict:
     members = []
     for m in range(cfg.ensemble):
         done = out / f"member-{m}" / "member.json"
-        info = json.loads(done.read_text()) if done.exists() else None
+        info = read_json(done, "member record") if done.exists() else None
         if (info is None or info.get("seed") != cfg.seed + m
                 or info.get("settings") != _member_settings(cfg)):
             info = train_member(cfg, train, held, reference, m, dist)

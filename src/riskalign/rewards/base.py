@@ -8,7 +8,17 @@ import torch
 
 
 class RewardError(ValueError):
-    """A reward source returned something unusable. The message names the sample."""
+    """A reward source failed or returned something unusable. The message names the sample or
+    the batch; ``where`` (e.g. 'batch of 16') gains the iteration when the trainer knows it."""
+
+    def __init__(self, message: str, where: str | None = None):
+        super().__init__(message)
+        self.message, self.where, self.iteration = message, where, None
+
+    def __str__(self) -> str:
+        parts = [f"iteration {self.iteration}"] if self.iteration is not None else []
+        parts += [self.where] if self.where else []
+        return self.message + (f" ({', '.join(parts)})" if parts else "")
 
 
 @runtime_checkable
@@ -40,7 +50,11 @@ class TextReward:
 def checked_scores(source: RewardSource, prompts: list[str], completions: list[str]) -> torch.Tensor:
     """Call ``source`` and insist on a finite float tensor of shape [B]."""
     out = source(prompts, completions)
-    out = torch.as_tensor(out).detach().to(torch.float32).cpu()
+    try:
+        out = torch.as_tensor(out).detach().to(torch.float32).cpu()
+    except (TypeError, ValueError, RuntimeError):
+        raise RewardError(f"reward returned {type(out).__name__}, not numbers",
+                          f"batch of {len(prompts)}") from None
     if out.shape != (len(prompts),):
         raise RewardError(f"reward returned shape {tuple(out.shape)} for a batch of "
                           f"{len(prompts)} samples; it must return one float per sample")

@@ -25,7 +25,7 @@ class ClassifierReward(TextReward):
             self.tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=trust_remote_code)
             self.model = AutoModelForSequenceClassification.from_pretrained(
                 path, trust_remote_code=trust_remote_code).eval()
-        except (OSError, ValueError) as e:
+        except Exception as e:  # any damage to the folder, named in one line
             raise load_error(model, e) from None
         self.index = self._label_index(label)
         self.batch_size = batch_size

@@ -9,12 +9,12 @@ them for the ensemble methods (``rewards.aggregate``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 
 import torch
 
+from ..files import read_json
 from .base import RewardError, join
 
 
@@ -27,7 +27,7 @@ class EnsembleReward:
         if not manifest.is_file():
             raise RewardError(f"{folder}: not a reward ensemble (no manifest.json); train one "
                               f"with `riskalign reward`")
-        info = json.loads(manifest.read_text())
+        info = read_json(manifest, "ensemble manifest")
         members = info.get("members") or []
         if not members:
             raise RewardError(f"{manifest}: lists no members")

@@ -13,11 +13,13 @@ a virtue that the embedding judge compares each text with).
 from __future__ import annotations
 
 import random
+import string
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 import yaml
 
+from ..files import read_text
 from ..tasks import DataError
 
 DEFAULT_CONSTITUTION = Path(__file__).parent / "data" / "constitution.yaml"
@@ -25,6 +27,34 @@ FOLLOW_UP_ASPECTS = ("motivation", "consequence")
 # What the judge compares for each aspect (fills {aspect} in judge_request).
 ASPECT_NOUNS = {"action": "response", "motivation": "stated motivation",
                 "consequence": "stated consequence"}
+
+
+PLACEHOLDERS = ("virtue", "description", "aspect", "question", "first", "second", "text")
+
+
+def template_fields(template: str) -> list[str]:
+    """The ``{name}`` placeholders of a template; anything else in braces (attribute or index
+    access, a format spec, a conversion, a positional field) raises ``ValueError``."""
+    names = []
+    for _, name, spec, conversion in string.Formatter().parse(template):
+        if name is None:
+            continue
+        if not name.isidentifier() or spec or conversion:
+            shown = name + (f"!{conversion}" if conversion else "") + (f":{spec}" if spec else "")
+            raise ValueError(f"{{{shown}}} is not a plain {{name}} placeholder")
+        names.append(name)
+    return names
+
+
+def fill(template: str, **values: str) -> str:
+    """Substitute the named placeholders only (no attribute access, unlike ``str.format``);
+    ``{{`` and ``}}`` stand for literal braces."""
+    out = []
+    for literal, name, _, _ in string.Formatter().parse(template):
+        out.append(literal)
+        if name is not None:
+            out.append(str(values[name]))
+    return "".join(out)
 
 
 @dataclass(frozen=True)
@@ -48,24 +78,22 @@ class Constitution:
     source: str = field(default="", compare=False)
 
     def critique(self, v: Virtue) -> str:
-        text = self.critique_request.format(virtue=v.name, description=v.description)
+        text = fill(self.critique_request, virtue=v.name, description=v.description)
         return f"{text} {self.chain_of_thought_cue}" if self.chain_of_thought else text
 
     def revision(self, v: Virtue) -> str:
-        return self.revision_request.format(virtue=v.name, description=v.description)
+        return fill(self.revision_request, virtue=v.name, description=v.description)
 
     def judge(self, aspect: str, v: Virtue, question: str, first: str, second: str) -> str:
-        return self.judge_request.format(aspect=ASPECT_NOUNS[aspect], virtue=v.name,
-                                         description=v.description, question=question,
-                                         first=first, second=second)
+        return fill(self.judge_request, aspect=ASPECT_NOUNS[aspect], virtue=v.name,
+                    description=v.description, question=question, first=first, second=second)
 
     def pointwise(self, aspect: str, v: Virtue, question: str, text: str) -> str:
-        return self.pointwise_request.format(aspect=ASPECT_NOUNS[aspect], virtue=v.name,
-                                             description=v.description, question=question,
-                                             text=text)
+        return fill(self.pointwise_request, aspect=ASPECT_NOUNS[aspect], virtue=v.name,
+                    description=v.description, question=question, text=text)
 
     def anchor(self, v: Virtue) -> str:
-        return self.embedding_anchor.format(virtue=v.name, description=v.description)
+        return fill(self.embedding_anchor, virtue=v.name, description=v.description)
 
     def sample_virtues(self, rng: random.Random, k: int | None = None) -> list[Virtue]:
         """k (default virtues_per_prompt) distinct virtues, drawn with ``rng``."""
@@ -80,10 +108,12 @@ def _text(data: dict, key: str, where: str, placeholders: tuple[str, ...]) -> st
         if "{" + name + "}" not in v:
             raise DataError(f"{where}: '{key}' must contain the placeholder {{{name}}}")
     try:
-        v.format(**{k: "" for k in ("virtue", "description", "aspect", "question", "first",
-                                    "second", "text")})
-    except (KeyError, IndexError, ValueError) as e:
-        raise DataError(f"{where}: '{key}' has an unknown or broken placeholder ({e})") from None
+        unknown = [n for n in template_fields(v) if n not in PLACEHOLDERS]
+    except ValueError as e:
+        raise DataError(f"{where}: '{key}' has a broken placeholder ({e})") from None
+    if unknown:
+        raise DataError(f"{where}: '{key}' has an unknown placeholder {{{unknown[0]}}} (known: "
+                        f"{', '.join(PLACEHOLDERS)})")
     return v
 
 
@@ -91,11 +121,10 @@ def _anchor(data: dict, where: str) -> str:
     """``embedding_anchor``: a sentence about one virtue, so {virtue} (required) and
     {description} are its only placeholders."""
     v = _text(data, "embedding_anchor", where, ("virtue",))
-    try:
-        v.format(virtue="", description="")
-    except (KeyError, IndexError, ValueError) as e:
+    other = [n for n in template_fields(v) if n not in ("virtue", "description")]
+    if other:
         raise DataError(f"{where}: 'embedding_anchor' may use only the placeholders {{virtue}} "
-                        f"and {{description}} ({e})") from None
+                        f"and {{description}}, not {{{other[0]}}}")
     return v
 
 
@@ -109,7 +138,7 @@ def load_constitution(path: str | Path | None = None) -> Constitution:
         if not p.is_file():
             raise DataError(f"constitution file not found: {p}")
         try:
-            user = yaml.safe_load(p.read_text(encoding="utf-8"))
+            user = yaml.safe_load(read_text(p, "constitution file"))
         except yaml.YAMLError as e:
             raise DataError(f"{p}: invalid YAML ({str(e).splitlines()[0]})") from None
         if not isinstance(user, dict):

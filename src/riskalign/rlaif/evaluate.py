@@ -20,6 +20,7 @@ import torch
 from ..atomic import write_text
 from ..eval.plots import plot_rlaif_scores
 from .aspects import ASPECTS, AspectShaper, follow_up_replies
+from .constitution import fill
 from .judge import Judge, judge_both_orders, verdict
 from .on_topic import SentenceEncoder, on_topic
 from .report import evaluation_markdown
@@ -31,8 +32,8 @@ EVAL_REQUEST = ("Question: {question}\n\nWhich response is more helpful, honest,
 def win_rate(judge: Judge, prompts: list[str], after: list[str], before: list[str],
              tie_margin: float, request: str = EVAL_REQUEST) -> dict:
     """Counts of after-vs-before verdicts, win rate and the judge's order agreement."""
-    reqs = [(request.format(question=q, first=a, second=b),
-             request.format(question=q, first=b, second=a))
+    reqs = [(fill(request, question=q, first=a, second=b),
+             fill(request, question=q, first=b, second=a))
             for q, a, b in zip(prompts, after, before)]
     judged = judge_both_orders(judge, reqs)
     n = Counter(verdict(j.p_first, tie_margin) for j in judged)

@@ -25,7 +25,7 @@ class SentenceEncoder:
         try:
             self.tok = AutoTokenizer.from_pretrained(path)
             self.model = AutoModel.from_pretrained(path).eval()
-        except (OSError, ValueError) as e:
+        except Exception as e:  # any damage to the folder, named in one line
             raise load_error(name_or_path, e) from None
         self.batch_size, self.max_length = batch_size, max_length
 

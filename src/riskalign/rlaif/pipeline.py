@@ -279,8 +279,7 @@ class Pipeline:
         from ..train import run_ppo
 
         rl = self.rl_config()
-        resume = (Path(rl.output_dir) / "checkpoints" / "latest").exists()
-        run_ppo(rl, resume=resume, title="rlaif ppo", build=self.build_trainer)
+        run_ppo(rl, resume="auto", title="rlaif ppo", build=self.build_trainer)
 
     def eval(self) -> None:
         from .evaluate import evaluate

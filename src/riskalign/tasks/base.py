@@ -89,7 +89,10 @@ def build_prompts(examples: list[Example], tokenizer, prompt_tokens: int, where:
     if not examples:
         raise DataError(f"{where}: no examples")
     texts, labels, docs = [], [], []
-    ids = tokenizer([e.text for e in examples], add_special_tokens=False)["input_ids"]
+    # only the first prompt_tokens + 1 tokens matter (is the text longer than the budget?)
+    cut = ({"truncation": True, "max_length": prompt_tokens + 1}
+           if getattr(tokenizer, "truncation_side", "right") == "right" else {})
+    ids = tokenizer([e.text for e in examples], add_special_tokens=False, **cut)["input_ids"]
     for ex, tok_ids in zip(examples, ids):
         if len(tok_ids) <= prompt_tokens:
             continue

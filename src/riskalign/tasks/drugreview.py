@@ -14,6 +14,7 @@ import io
 import zipfile
 from pathlib import Path
 
+from ..files import read_text
 from .base import DataError, Example, TaskSpec, clean_text
 
 _LABELS = {"positive": 1, "negative": 0, "neutral": None}
@@ -57,7 +58,7 @@ def load(data_path: str | None) -> tuple[list[Example], list[Example]]:
             f = src / name
             if not f.is_file():
                 raise DataError(f"{src}: missing {name}")
-            text = f.read_text(encoding="utf-8")
+            text = read_text(f, "drugreview file")
         else:
             try:
                 with zipfile.ZipFile(src) as z:
