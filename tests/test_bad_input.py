@@ -125,8 +125,12 @@ def test_failed_command_keeps_finished_work(tmp_path):
 
     fresh = OutputFolder(tmp_path / "a")
     (tmp_path / "a" / "tb").mkdir(parents=True)
-    (tmp_path / "a" / "metrics.jsonl").write_text("{}\n")
+    (tmp_path / "a" / "metrics.jsonl").write_text("")  # failed before its first iteration
     assert fresh.discard_if_new() and not (tmp_path / "a").exists()
+    started = OutputFolder(tmp_path / "d")
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "metrics.jsonl").write_text('{"iteration": 1}\n')  # tells what went wrong
+    assert not started.discard_if_new() and (tmp_path / "d").exists()
     worked = OutputFolder(tmp_path / "b")
     (tmp_path / "b" / "checkpoints" / "iter-000001").mkdir(parents=True)
     (tmp_path / "b" / "checkpoints" / "iter-000001" / "trainable.safetensors").write_bytes(b"x")

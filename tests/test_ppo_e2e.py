@@ -254,12 +254,12 @@ def test_tail_advantages_whitened_over_kept_or_batch(tiny_model_dir, tmp_path, m
     trainer, _ = build_trainer(cfg)
     real_select = trainer.select
 
-    def select(it, ro, rewards):
-        seen["keep"] = real_select(it, ro, rewards)
-        return seen["keep"]
+    def select(it, ro, rewards, dist):
+        seen["keep"], stats = real_select(it, ro, rewards, dist)
+        return seen["keep"], stats
 
     trainer.select = select
-    monkeypatch.setattr(trainer, "update", lambda ro, adv, ret, stand_in=None:
+    monkeypatch.setattr(trainer, "update", lambda ro, adv, ret, stand_in=None, weight=None:
                         seen.update(adv=adv.clone()) or {})
     stats = trainer.step()
     keep = seen["keep"]

@@ -59,9 +59,10 @@ def test_rank_by_gain_keeps_the_lowest_score_minus_prompt_score():
     rewards = torch.zeros(4, 3)
     gain = SoftRiskSelector(0.5, 0, 0.5, "gain", 2,
                             lambda ps: torch.tensor([starts[p] for p in ps]))
-    assert gain(2, ro, rewards).tolist() == [0, 2]
-    assert gain.stats == {"risk_b0": 2, "risk_threshold": pytest.approx(0.5)}
-    assert SoftRiskSelector(0.5, 0, 0.5, "score", 2)(2, ro, rewards).tolist() == [1, 2]
+    keep, stats = gain(2, ro, rewards, None)
+    assert keep.tolist() == [0, 2]
+    assert stats == {"risk_b0": 2, "risk_threshold": pytest.approx(0.5)}
+    assert SoftRiskSelector(0.5, 0, 0.5, "score", 2)(2, ro, rewards, None)[0].tolist() == [1, 2]
     with pytest.raises(ValueError, match="gain"):
         SoftRiskSelector(0.5, 0, 0.5, "gain", 2)
 
@@ -87,7 +88,7 @@ def test_rank_by_gain_is_refused_where_the_prompt_score_means_nothing():
     every prompt alone scores the same, and an ensemble's shaped score is not its source's."""
     from riskalign.config import ConfigError, load_config
     from riskalign.rewards.shaping import EnsembleShaper
-    from riskalign.train import risk_selector
+    from riskalign.risk import soft_risk as risk_selector
 
     with pytest.raises(ConfigError, match="risk.rank_by must be kl_return or score when"):
         load_config(None, ["risk.rank_by=gain", "reward.target=completion"])

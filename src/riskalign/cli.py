@@ -10,8 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+# The hub stays reachable (model.policy=gpt2 downloads when the network allows); the offline
+# defaults are local folders and never ask it. HF_HUB_OFFLINE=1 makes a missing hub id fail at
+# once instead of after retries.
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
@@ -43,7 +44,8 @@ def _load(args, cls, **flags):
     overrides += [f"{k}={v}" for k, v in flags.items() if _given(v)]
     cfg = load_config(args.config, overrides, cls=cls)
     if getattr(cfg, "output_dir", None):
-        args.output_folder = OutputFolder(check_output_dir(cfg.output_dir))
+        cfg.output_dir = str(check_output_dir(cfg.output_dir))  # ~ expanded once, here
+        args.output_folder = OutputFolder(cfg.output_dir)
     return cfg
 
 
@@ -90,10 +92,12 @@ def cmd_eval(args) -> None:
 
 def _print_paired(metrics_file: Path) -> None:
     """The paired differences of metrics.json (none with a single model)."""
+    from .files import read_json
+
     from rich.console import Console
     from rich.table import Table
 
-    paired = json.loads(metrics_file.read_text()).get("paired")
+    paired = read_json(metrics_file, "metrics").get("paired")
     if not paired:
         return
     keys = {"mean_reward": "mean reward", "tail_reward_q20": "worst 20% prompts",
@@ -205,7 +209,10 @@ def cmd_generate(args) -> None:
     from .rewards import build_reward
     from .config import RewardConfig
 
-    prompts = args.prompt or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
+    try:
+        prompts = args.prompt or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
+    except UnicodeDecodeError:
+        raise ValueError("standard input is not UTF-8 text") from None
     if not prompts:
         raise ValueError("give --prompt or prompts on standard input")
     empty = [i for i, p in enumerate(prompts, start=1) if not p.strip()]
@@ -360,9 +367,14 @@ def main(argv: list[str] | None = None) -> int:
     debug = getattr(args, "debug", False)
     try:
         args.fn(args)
-    except BrokenPipeError:  # e.g. `riskalign ppo --help-config | head`
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
+    except BrokenPipeError as e:  # e.g. `riskalign ppo --help-config | head`: a closed stdout
+        try:
+            sys.stdout.flush()
+        except BrokenPipeError:
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return 0
+        print(f"riskalign: error: {_os_message(e)}", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         print("riskalign: interrupted; rerun with --resume to continue from the last checkpoint",
               file=sys.stderr)

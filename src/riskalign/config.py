@@ -21,6 +21,7 @@ from typing import Any
 import yaml
 
 from .files import read_text
+from .registry import ENSEMBLE_METHODS, REWARD_KINDS, SELECTORS, is_custom
 
 
 class ConfigError(ValueError):
@@ -119,9 +120,8 @@ class TaskConfig:
 
 @dataclass
 class RewardConfig:
-    kind: str | None = opt(None, "Reward source: vader, non-toxicity, hf (sequence classifier), "
-                                 "python (module:function) or ensemble (a folder from "
-                                 "`riskalign reward`); default: the task's.")
+    kind: str | None = opt(None, f"Reward source: {REWARD_KINDS.describe()}; default: the "
+                                 f"task's.")
     target: str = opt("full", "What is scored: 'full' (prompt + completion) or 'completion'.")
     model: str | None = opt(None, "kind=hf: classifier folder or hub id; kind=ensemble: the "
                                   "ensemble folder.")
@@ -131,18 +131,20 @@ class RewardConfig:
                                      "and returning one number per completion; the working "
                                      "directory is importable.")
     batch_size: int = opt(32, "Texts per classifier forward pass.")
-    ensemble_method: str = opt("mean", "kind=ensemble: single (one member), mean, min (worst "
-                                       "case), uwo (mean - lam * variance) or adaptive "
-                                       "(variance sets a per-sample KL coefficient and weight).")
+    ensemble_method: str = opt("mean", f"kind=ensemble: {ENSEMBLE_METHODS.describe()}.")
     lam: float = opt(0.5, "kind=ensemble: lambda of uwo (mean - lambda * variance). adaptive "
                           "takes its lambda from ppo.init_kl_coef: b = mean first-batch "
                           "variance / init_kl_coef, as in the paper's code.")
     member: int = opt(0, "kind=ensemble, ensemble_method=single: which member.")
+    shaper: str | None = opt(None, "Your own reward shaper, 'module:name': a RewardShaper "
+                                   "(instance or class) or a function (prompts, completions) -> "
+                                   "ShapedReward; replaces the reward source above.")
 
     def validate(self, p: str) -> None:
-        kinds = ("vader", "non-toxicity", "hf", "python", "ensemble")
-        _check(self.kind is None or self.kind in kinds, f"{p}.kind", f"one of {', '.join(kinds)}",
-               self.kind)
+        _check(self.kind is None or self.kind in REWARD_KINDS, f"{p}.kind",
+               f"one of {', '.join(REWARD_KINDS.names)}", self.kind)
+        _check(self.shaper is None or is_custom(self.shaper), f"{p}.shaper", "'module:name'",
+               self.shaper)
         _check(self.target in ("full", "completion"), f"{p}.target", "'full' or 'completion'",
                self.target)
         _check(math.isfinite(self.sign) and self.sign != 0, f"{p}.sign", "finite and non-zero",
@@ -150,9 +152,8 @@ class RewardConfig:
         _check(self.batch_size >= 1, f"{p}.batch_size", ">= 1", self.batch_size)
         if self.kind in ("hf", "ensemble"):
             _check(bool(self.model), f"{p}.model", f"set when kind={self.kind}", self.model)
-        methods = ("single", "mean", "min", "uwo", "adaptive")
-        _check(self.ensemble_method in methods, f"{p}.ensemble_method",
-               f"one of {', '.join(methods)}", self.ensemble_method)
+        _check(self.ensemble_method in ENSEMBLE_METHODS, f"{p}.ensemble_method",
+               f"one of {', '.join(ENSEMBLE_METHODS.names)}", self.ensemble_method)
         _check(self.kind == "ensemble" or self.ensemble_method == "mean", f"{p}.ensemble_method",
                "left at 'mean' unless kind=ensemble", self.ensemble_method)
         _check(math.isfinite(self.lam) and self.lam > 0, f"{p}.lam", "> 0", self.lam)
@@ -230,8 +231,13 @@ class RiskConfig:
     rank_by: str = opt("kl_return", "Rank trajectories by 'kl_return' (sum_t r_t - beta kl_t, the "
                                     "paper's choice), 'score' (the raw task score) or 'gain' "
                                     "(the score minus the prompt's own score).")
+    selector: str = opt("soft-risk", f"Which trajectories train: {SELECTORS.describe()}; or "
+                                     f"'module:name', your own selector (iteration, rollout, "
+                                     f"rewards, dist) -> (kept indices, stats).")
 
     def validate(self, p: str) -> None:
+        _check(self.selector in SELECTORS or is_custom(self.selector), f"{p}.selector",
+               f"one of {', '.join(SELECTORS.names)} or 'module:name'", self.selector)
         _check(0 < self.alpha <= 1, f"{p}.alpha", "in (0, 1]", self.alpha)
         _check(0 < self.rho <= 1, f"{p}.rho", "in (0, 1]", self.rho)
         _check(self.warm_start >= 0, f"{p}.warm_start", ">= 0", self.warm_start)
@@ -435,13 +441,17 @@ def fill_missing(saved: dict, legacy: dict) -> dict:
 
 
 def check_same_settings(saved: dict | None, now: dict, where: str,
-                        legacy: dict | None = None) -> None:
+                        legacy: dict | None = None, defaults: dict | None = None) -> None:
     """A study folder takes more runs only with the settings it was made with (one-line error
     naming the first key that differs). ``now`` is compared through JSON, as it is saved;
-    settings added since ``saved`` was written count as ``legacy`` gives them."""
+    settings added since ``saved`` was written count as ``legacy`` gives them, else as their
+    default in ``defaults`` (an option added with a default that keeps the old behaviour)."""
     now = json.loads(json.dumps(now))
     if saved is not None and legacy:
         saved = fill_missing(saved, legacy)
+    if saved is not None and defaults:  # only for what ``now`` compares
+        saved = fill_missing(saved, json.loads(json.dumps(
+            {k: v for k, v in defaults.items() if k in now})))
     if saved is not None and saved != now:
         raise ConfigError(f"{where} holds a study made with other settings "
                           f"('{first_difference(saved, now)}' differs); use another output "

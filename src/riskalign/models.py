@@ -174,15 +174,25 @@ class ActorCritic(nn.Module):
                   str(folder / VALUE_HEAD_FILE))
 
     def load_value_head(self, folder: str | Path) -> None:
-        self.value_head.load_state_dict(load_file(str(Path(folder) / VALUE_HEAD_FILE)))
+        path = Path(folder) / VALUE_HEAD_FILE
+        try:
+            self.value_head.load_state_dict(load_file(str(path)))
+        except Exception as e:  # damaged file, or a head of another model's size
+            raise ValueError(f"{path}: unusable value head ({type(e).__name__}: "
+                             f"{' '.join(str(e).split())[:200]})") from None
 
 
 def apply_lora(lm: nn.Module, cfg) -> nn.Module:
+    import warnings
+
     from peft import LoraConfig, get_peft_model
 
     peft_cfg = LoraConfig(r=cfg.r, lora_alpha=cfg.alpha, lora_dropout=cfg.dropout,
                           target_modules=list(cfg.target_modules), task_type="CAUSAL_LM")
-    return get_peft_model(lm, peft_cfg)
+    with warnings.catch_warnings():  # peft reads a property transformers 5 deprecates
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing",
+                                category=FutureWarning)
+        return get_peft_model(lm, peft_cfg)
 
 
 def load_trainable_lm(cfg: ModelConfig) -> nn.Module:

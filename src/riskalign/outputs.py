@@ -3,7 +3,8 @@
 ``OutputFolder(path)`` records whether the folder held anything before the command. If the
 command then fails, ``discard_if_new()`` removes the folder, but only when it was absent or
 empty before and the failed command left nothing of lasting value in it (no model or checkpoint
-weights, no data a pipeline stage produced, no cached evaluation samples): a failure leaves the disk as it found it, and never
+weights, no data a pipeline stage produced, no log of a started run, no cached evaluation
+samples): a failure leaves the disk as it found it, and never
 costs finished work.
 """
 
@@ -18,9 +19,9 @@ from .config import ConfigError
 
 
 def _lasting(f: Path) -> bool:
-    """Finished work: weights, data a stage produced (jsonl other than a run's log), or the
-    per-model samples an evaluation caches under raw/."""
-    return (f.suffix == ".safetensors" or (f.suffix == ".jsonl" and f.name != "metrics.jsonl")
+    """Finished work: weights, data a stage produced, a run's log once it holds an iteration
+    (it tells what went wrong), or the per-model samples an evaluation caches under raw/."""
+    return (f.suffix in (".safetensors", ".jsonl") and f.stat().st_size > 0
             or f.parent.name == "raw")
 
 
@@ -29,6 +30,10 @@ def check_output_dir(path: str | Path, field: str = "output_dir") -> Path:
     p = Path(path).expanduser()
     if p.exists() and not p.is_dir():
         raise ConfigError(f"{field}: {p} is a file, not a folder")
+    if p.is_dir():
+        if not os.access(p, os.W_OK | os.X_OK):
+            raise ConfigError(f"{field}: {p} is not writable")
+        return p
     for parent in p.parents:
         if parent.exists():
             if not parent.is_dir():
@@ -56,3 +61,20 @@ class OutputFolder:
             return False
         shutil.rmtree(self.path, ignore_errors=True)
         return True
+
+
+def lock_folder(path: str | Path):
+    """Hold an exclusive lock on ``path/.lock`` while the returned file object is open: a second
+    run into the same folder stops with a one-line error instead of pruning the first one's
+    checkpoints. The lock ends with the process (or when the object is closed)."""
+    import fcntl
+
+    p = Path(path)
+    p.mkdir(parents=True, exist_ok=True)
+    handle = open(p / ".lock", "a")  # "a": an existing lock file is left untouched
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.close()
+        raise ConfigError(f"output_dir {p} is in use by another run") from None
+    return handle

@@ -41,10 +41,12 @@ from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_prefere
 from .reward_model.train import MANIFEST, RewardTrainConfig, train_reward_models
 from .rewards import build_reward
 from .rewards.ensemble import EnsembleReward
-from .rewards.shaping import ENSEMBLE_METHODS, PlainShaper
+from .registry import ENSEMBLE_METHODS
+from .rewards.shaping import PlainShaper
 from .tasks import get_spec, load_task
 from .train import run_ppo
 from .runtime import configure
+from .files import read_json, read_jsonl
 
 
 def _rl_defaults() -> RunConfig:
@@ -58,7 +60,7 @@ class OveroptConfig:
     output_dir: str = opt("runs/overopt", "Folder for every stage's output and the report.")
     policy: str = opt("smollm2-135m", "Starting policy: writes the preference pairs and starts "
                                       "every PPO run.")
-    methods: list[str] = opt(list(ENSEMBLE_METHODS), "Ensemble methods to compare.")
+    methods: list[str] = opt(list(ENSEMBLE_METHODS.names), "Ensemble methods to compare.")
     lam: float = opt(0.5, "lambda of uwo (adaptive's lambda is rl.ppo.init_kl_coef, the KL "
                           "coefficient every method starts from).")
     eval_every: int = opt(4, "Held-out gold / proxy / KL every this many iterations.")
@@ -85,9 +87,9 @@ class OveroptConfig:
                           metadata={"help": "PPO settings shared by every method."})
 
     def validate(self) -> "OveroptConfig":
-        _check(len(self.methods) >= 1 and set(self.methods) <= set(ENSEMBLE_METHODS)
+        _check(len(self.methods) >= 1 and set(self.methods) <= set(ENSEMBLE_METHODS.names)
                and len(set(self.methods)) == len(self.methods), "methods",
-               f"a non-empty list of distinct methods from {', '.join(ENSEMBLE_METHODS)}",
+               f"a non-empty list of distinct methods from {', '.join(ENSEMBLE_METHODS.names)}",
                self.methods)
         _check(self.eval_every >= 1, "eval_every", ">= 1", self.eval_every)
         _check(self.eval_prompts >= 1, "eval_prompts", ">= 1", self.eval_prompts)
@@ -133,8 +135,8 @@ def run_overopt(cfg: OveroptConfig) -> dict:
     now = {k: v for k, v in to_dict(cfg).items()
            if k not in ("output_dir", "threads", "seeds", "methods")}  # those may grow
     now["precision"] = resolve_precision(cfg.precision)
-    check_same_settings(json.loads(settings.read_text()) if settings.exists() else None, now,
-                        str(out))
+    check_same_settings(read_json(settings, "study settings") if settings.exists() else None, now,
+                        str(out), defaults=to_dict(OveroptConfig()))
     write_text(settings, json.dumps(now, indent=2))
     t_all = time.perf_counter()
     stages = 2 + len(cfg.seeds)
@@ -211,12 +213,12 @@ def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_co
 
     if not (run_dir / "summary.json").exists():
         run_ppo(rl, resume="auto", title=f"{name} seed {seed}", on_step=on_step)
-    logs = [json.loads(x) for x in (run_dir / "metrics.jsonl").read_text().splitlines() if x]
+    logs = read_jsonl(run_dir / "metrics.jsonl", "metrics log", torn_tail=True)
     tail = logs[-min(4, len(logs)):]
-    trained = json.loads((run_dir / "config.json").read_text())["ppo"]["init_kl_coef"]
+    trained = read_json(run_dir / "config.json", "run config")["ppo"]["init_kl_coef"]
     return {"seed": seed, "kl_coef": trained,
             "train_kl": sum(h["kl"] for h in tail) / len(tail),
-            "gold_per_prompt": json.loads((run_dir / "final_probe.json").read_text()),
+            "gold_per_prompt": read_json(run_dir / "final_probe.json", "probe", expect=list),
             "curve": [{"iteration": 0, **start}] + [
                 {k: h[k] for k in ("iteration", "heldout_gold", "heldout_proxy", "heldout_kl")}
                 for h in logs if "heldout_gold" in h]}
@@ -305,7 +307,7 @@ def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer,
     computed once."""
     f = out / f"start-seed{seed}.json"
     if f.exists():
-        return json.loads(f.read_text())
+        return read_json(f, "start point")
     model = copy.deepcopy(cfg.rl.model)
     model.policy = cfg.policy
     policy, ref = load_policy(model)

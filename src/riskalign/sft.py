@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from rich.progress import track
 
+from .progress import track
 from . import precision
 from .atomic import write_dir
 from .config import ModelConfig, TaskConfig, _check, check_precision, opt, precision_opt

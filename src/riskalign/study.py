@@ -40,6 +40,7 @@ from .rewards import PromptScoreCache
 from .sft import SFTConfig, run_sft
 from .runtime import configure
 from .train import run_ppo
+from .files import read_json, read_jsonl
 
 METHODS = ("rlhf", "ra-rlhf")
 # what a variant may not override: the run's identity and its prompt data (a variant may change
@@ -189,9 +190,9 @@ def write_status(out: Path, cfg: StudyConfig, scores: torch.Tensor | None = None
             name = f"{method}-seed{seed}"
             raw, log = out / "raw" / f"{name}.json", out / "logs" / f"{name}.jsonl"
             if raw.exists():
-                r = json.loads(raw.read_text())["rewards"]
-                minutes = sum(json.loads(x)["time_total"] for x in log.read_text().splitlines()
-                              if x.strip()) / 60 if log.exists() else float("nan")
+                r = read_json(raw, "run result")["rewards"]
+                minutes = sum(row["time_total"] for row in read_jsonl(log, "run log")
+                              ) / 60 if log.exists() else float("nan")
                 lines.append(f"| {method} seed {seed} | done | {minutes:.1f} | "
                              f"{sum(r) / len(r):+.4f} |")
             else:
@@ -206,7 +207,7 @@ def write_status(out: Path, cfg: StudyConfig, scores: torch.Tensor | None = None
             for method in methods(cfg)[1:]:
                 file = out / "raw" / f"{method}-seed{seed}.json"
                 if base.exists() and file.exists():
-                    rl, ra = (per_prompt(json.loads(f.read_text())["rewards"], len(scores)).float()
+                    rl, ra = (per_prompt(read_json(f, "run result")["rewards"], len(scores)).float()
                               for f in (base, file))
                     rows.append(f"| {method} | {seed} | {(ra - rl).mean().item():+.4f} | "
                                 f"{worst_prompts_reward(ra - rl, scores, 20):+.4f} |")
@@ -243,8 +244,9 @@ def _check_same_study(out: Path, cfg: StudyConfig) -> None:
     overrides of a variant it already holds (one-line error)."""
     saved = out / "study.json"
     if saved.exists():
-        study = json.loads(saved.read_text())
-        check_same_settings(study.get("settings"), _settings(cfg), str(out), _LEGACY)
+        study = read_json(saved, "study record")
+        check_same_settings(study.get("settings"), _settings(cfg), str(out), _LEGACY,
+                            to_dict(StudyConfig()))
         for name, overrides in study.get("variants", {}).items():
             if name in cfg.variants and cfg.variants[name] != overrides:
                 raise ConfigError(f"{out} holds variant '{name}' made with {overrides}; give it "
@@ -258,7 +260,7 @@ def _record_sft(out: Path, sft_dir: Path) -> None:
     import hashlib
 
     digest = hashlib.sha256((sft_dir / "model.safetensors").read_bytes()).hexdigest()
-    study = json.loads((out / "study.json").read_text())
+    study = read_json(out / "study.json", "study record")
     if study.setdefault("sft_sha256", digest) != digest:
         rebuilt = study.setdefault("sft_rebuilt_sha256", [])
         if digest not in rebuilt:
@@ -278,7 +280,7 @@ def run_study(cfg: StudyConfig) -> dict:
     if not (out / "study.json").exists():
         write_text(out / "study.json", json.dumps({"settings": _settings(cfg),
                                                    "invocation_seconds": []}, indent=2))
-    study = json.loads((out / "study.json").read_text())
+    study = read_json(out / "study.json", "study record")
     study["variants"] = {**study.get("variants", {}), **cfg.variants}
     write_text(out / "study.json", json.dumps(study, indent=2))
     t_start, clock = time.perf_counter(), {"iterations": 0}
@@ -331,11 +333,11 @@ def run_study(cfg: StudyConfig) -> dict:
             scorer = scorer or load_scorer(str(sft_dir))
             write_text(result, json.dumps(_raw_result(ev, models, scorer, str(sft_dir), seed,
                                                       setup)))
-    raws = {name: [json.loads((raw_dir / f"{name}-seed{s}.json").read_text()) for s in cfg.seeds]
+    raws = {name: [read_json(raw_dir / f"{name}-seed{s}.json", "run result") for s in cfg.seeds]
             for name in (*methods(cfg), "sft")}
     metrics = summarise(ev, setup, raws, "sft")
-    logs = {m: [[json.loads(x) for x in (log_dir / f"{m}-seed{s}.jsonl").read_text().splitlines()
-                 if x.strip()] for s in cfg.seeds] for m in methods(cfg)}
+    logs = {m: [read_jsonl(log_dir / f"{m}-seed{s}.jsonl", "run log") for s in cfg.seeds]
+            for m in methods(cfg)}
     plot_tail_during_training(logs, out / "tail_during_training.png", cfg.tail_percent)
     _finish_report(out, cfg, time.perf_counter() - t_start, diagnostics(cfg, logs, raws))
     return metrics
@@ -370,7 +372,7 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str])
     """Put the study's settings, the verdict, the training-tail picture and the training
     diagnostics on top of eval's report.md, and record this invocation's wall time in
     study.json."""
-    metrics = json.loads((out / "metrics.json").read_text())
+    metrics = read_json(out / "metrics.json", "study metrics")
     p, r = cfg.rl.ppo, cfg.risk
     verdicts = []
     for method in methods(cfg)[1:]:
@@ -385,7 +387,7 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str])
                             f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: {label} is {word}.")
     described = [f"`{name}` = RA-RLHF with {', '.join(f'`{o}`' for o in overrides)}"
                  for name, overrides in cfg.variants.items()]
-    study = json.loads((out / "study.json").read_text())
+    study = read_json(out / "study.json", "study record")
     rebuilt = ", ".join(d[:12] for d in study.get("sft_rebuilt_sha256", []))
     caveat = ([f"Caveat: this study was resumed on another machine and its SFT model, rebuilt "
                f"from the same seed, differs from the first one (SHA-256 "

@@ -10,43 +10,23 @@ import statistics
 import time
 from pathlib import Path
 
-from .atomic import write_dir, write_text
+from .atomic import remove_partials, write_dir, write_text
 from .config import ConfigError, RunConfig, to_dict
 from .eval.sampling import sample_and_score
 from .files import read_json
 from .logger import RunLogger
+from .outputs import lock_folder
 from .models import load_policy, load_tokenizer
 from .ppo.rollout import GenerationSettings
-from .ppo.trainer import PPOTrainer, seed_everything, total_iterations
-from .risk import SoftRiskSelector
-from .rewards import PromptScoreCache, build_shaper
-from .rewards.shaping import PlainShaper, as_shaper
+from .ppo.trainer import PPOTrainer, seed_everything
+from .risk import build_selector
+from .rewards import build_shaper
 from .tasks import get_spec, load_task
 from .runtime import configure
 
 
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-
-
-def risk_selector(cfg: RunConfig, n_prompts: int, reward=None) -> SoftRiskSelector | None:
-    """The RA-RLHF tail selector the config asks for (None when risk.alpha = 1); ``reward``
-    scores the prompts alone when risk.rank_by = 'gain'."""
-    if cfg.risk.alpha >= 1:
-        return None
-    r = cfg.risk
-    total = total_iterations(cfg, n_prompts)
-    if r.warm_start >= total:
-        print(f"warning: risk.warm_start ({r.warm_start}) >= the run's {total} iterations: the "
-              f"soft-risk schedule never starts, so this run trains as plain RLHF")
-    starts = None
-    if r.rank_by == "gain":
-        if reward is None or not isinstance(as_shaper(reward), PlainShaper):
-            raise ConfigError("risk.rank_by='gain' needs a plain reward source (the prompt alone "
-                              "is scored by it, as the completions are); with an ensemble or "
-                              "RLAIF rank by kl_return or score")
-        starts = PromptScoreCache(as_shaper(reward).source)
-    return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by, total, starts)
 
 
 def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
@@ -58,7 +38,7 @@ def build_trainer(cfg: RunConfig, select=None) -> tuple[PPOTrainer, object]:
     policy, ref = load_policy(cfg.model)
     gen = GenerationSettings(task.new_tokens, task.min_new_tokens, cfg.ppo.temperature,
                              cfg.ppo.top_k, cfg.ppo.top_p)
-    select = select or risk_selector(cfg, len(task.train), reward)
+    select = select or build_selector(cfg, len(task.train), reward)
     trainer = PPOTrainer(cfg, policy, ref, tokenizer, reward, task.train.texts, gen, select)
     return trainer, task
 
@@ -81,7 +61,9 @@ def earlier_run(out: Path) -> bool:
 
 
 def clear_run(out: Path) -> None:
-    """Remove an earlier run's files from ``out`` (and nothing else the folder holds)."""
+    """Remove an earlier run's files from ``out`` (and nothing else the folder holds), with the
+    temps of its interrupted writes."""
+    remove_partials(out)
     for name in ("checkpoints", *RUN_FILES):
         p = out / name
         if p.is_dir():
@@ -103,23 +85,33 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
     task)`` makes the trainer (the default reads the task and reward from the config; RLAIF
     brings its own)."""
     out = Path(cfg.output_dir)
+    if resume is True and overwrite:
+        raise ConfigError("--resume and --overwrite contradict each other; give one")
     has_checkpoint = (out / "checkpoints" / "latest").is_file()
-    if resume is True and not has_checkpoint:
-        print(f"--resume: no checkpoint in {out / 'checkpoints'}; starting a fresh run")
+    kept = [out / "final", out / "summary.json", *(out / "checkpoints").glob("iter-*")]
+    if resume is True and not has_checkpoint and any(p.exists() for p in kept):
+        raise ConfigError(f"output_dir {out} holds a model or checkpoint but checkpoints/latest "
+                          f"is missing, so there is nothing to resume; pass --overwrite to "
+                          f"replace the run")
     if not resume and earlier_run(out) and not overwrite:
         raise ConfigError(f"output_dir {out} holds an earlier run; pass --resume to continue "
                           f"it or --overwrite to replace it")
+    trainer, task = build(cfg, select)  # everything is checked before anything is removed
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`
-    if ((overwrite and not resume) or not has_checkpoint) and main_process:
-        clear_run(out)
-    trainer, task = build(cfg, select)
-    out.mkdir(parents=True, exist_ok=True)
+    lock = lock_folder(out) if main_process else None  # held until this function returns
+    if main_process:
+        if not has_checkpoint or (overwrite and not resume):
+            clear_run(out)
+        remove_partials(out)
+    if resume is True and not has_checkpoint:
+        print(f"--resume: no checkpoint in {out / 'checkpoints'}; starting a fresh run")
     resumed = trainer.resume() if resume else False
     if not trainer.dist.is_main:  # other processes train their share; the main one writes
         trainer.train()
         return {}
     if resumed and trainer.iteration >= trainer.total and (out / "summary.json").is_file():
         print(f"{out}: the run is already finished ({trainer.total} iterations); nothing to do")
+        lock.close()
         return read_json(out / "summary.json", "run summary")
     write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
     n_eval = min(cfg.log.eval_prompts, len(task.test))
@@ -167,4 +159,5 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
           f"hooks included; before/after scoring excluded), "
           f"peak memory {summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
     write_text(out / "summary.json", json.dumps(summary, indent=2))
+    lock.close()
     return summary

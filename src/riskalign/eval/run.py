@@ -257,8 +257,11 @@ def run_eval(cfg: EvalConfig) -> dict:
             progress.update(bar, description=f"eval {name} seed {seed}")
             cache = out / "raw" / f"{name}-seed{seed}.json"
             key = _fingerprint(cfg, path, seed, cfg.scorer or first, first)
-            raw = json.loads(cache.read_text()) if cache.exists() else None
-            if raw is None or raw.get("fingerprint") != key:
+            try:  # a damaged cache entry is recomputed
+                raw = json.loads(cache.read_text()) if cache.exists() else None
+            except (OSError, ValueError):
+                raw = None
+            if not isinstance(raw, dict) or raw.get("fingerprint") != key:
                 scorer = scorer or load_scorer(cfg.scorer or first)
                 raw = _raw_result(cfg, models, scorer, path, seed, setup)
                 raw["fingerprint"] = key

@@ -30,6 +30,7 @@ from ..atomic import remove_partials, write_dir, write_text
 
 FILES = ("trainable.safetensors", "state.pt")
 CHECKSUMS = "checksums.json"
+FORMAT = 2  # 2: with checksums.json (a format-2 checkpoint without it is damaged)
 _LEGACY_TEMPS = ("iter-", "latest.")  # temp names of versions before the .partial suffix
 
 
@@ -87,14 +88,14 @@ def save_checkpoint(root: str | Path, iteration: int, model: torch.nn.Module, st
 
     def write(tmp: Path) -> None:
         save_file(trainable_state(model), str(tmp / FILES[0]))
-        torch.save({**state, "iteration": iteration}, tmp / FILES[1])
+        torch.save({**state, "iteration": iteration, "format": FORMAT}, tmp / FILES[1])
         sums = {f: sha256(tmp / f) for f in FILES}
         (tmp / CHECKSUMS).write_text(json.dumps(sums, indent=2))
 
     try:
         root.mkdir(parents=True, exist_ok=True)
         remove_temps(root)
-        final = write_dir(root / name, write)
+        final = write_dir(root / name, write, fsync=True)
         write_text(root / "latest", name)
     except (OSError, RuntimeError) as e:  # torch.save reports a full disk as RuntimeError
         reason = (str(e).strip().splitlines() or [type(e).__name__])[-1]
@@ -114,7 +115,13 @@ def latest_checkpoint(root: str | Path) -> Path | None:
     marker = root / "latest"
     if not marker.is_file():
         return None
-    path = root / marker.read_text().strip()
+    try:
+        name = marker.read_text(encoding="utf-8").strip()
+    except (OSError, UnicodeDecodeError):
+        raise CheckpointError(f"{marker} is unreadable") from None
+    if not name.startswith("iter-"):
+        raise CheckpointError(f"{marker} names no checkpoint ({name!r}); expected iter-NNNNNN")
+    path = root / name
     if not path.is_dir():
         raise CheckpointError(f"{marker} names {path.name}, which does not exist")
     return path
@@ -129,11 +136,13 @@ def verify_checksums(path: Path) -> None:
     try:
         sums = json.loads(record.read_text())
     except (ValueError, OSError):
-        raise CheckpointError(f"checkpoint {path}: {CHECKSUMS} is unreadable") from None
+        sums = None
+    if not isinstance(sums, dict) or not all(isinstance(sums.get(f), str) for f in FILES):
+        raise CheckpointError(f"checkpoint {path}: {CHECKSUMS} is unreadable or incomplete")
     for f in FILES:
         if not (path / f).is_file():
             raise CheckpointError(f"checkpoint {path}: {f} is missing")
-        if f in sums and sha256(path / f) != sums[f]:
+        if sha256(path / f) != sums[f]:
             raise CheckpointError(f"checkpoint {path}: {f} does not match its checksum (the "
                                   f"file is damaged)")
 
@@ -148,6 +157,10 @@ def load_checkpoint(path: str | Path, model: torch.nn.Module) -> dict:
     except Exception as e:  # safetensors and torch raise several types for damaged files
         raise CheckpointError(f"checkpoint {path} is corrupt or unreadable "
                               f"({type(e).__name__}: {e})") from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"checkpoint {path}: state.pt holds no state")
+    if state.get("format", 1) >= 2 and not (path / CHECKSUMS).is_file():
+        raise CheckpointError(f"checkpoint {path}: {CHECKSUMS} is missing")
     params = {n: p for n, p in model.named_parameters() if p.requires_grad}
     expected = {n: p.shape for n, p in params.items()}
     missing = sorted(set(expected) - set(tensors))

@@ -46,8 +46,16 @@ from .distributed import Dist
 from .generation import Generator, HFGenerator
 from .rollout import GenerationSettings, Rollout, collect, unpadded_span
 
-# select(iteration, rollout, rewards [B, T]) -> LongTensor of the trajectories that train.
-Selector = Callable[[int, Rollout, torch.Tensor], torch.Tensor]
+# select(iteration, rollout, rewards [B, T], dist) -> (indices of the trajectories that train,
+# stats to log); see ``risk.selection``.
+Selector = Callable[[int, Rollout, torch.Tensor, Dist], tuple[torch.Tensor, dict]]
+
+
+def sample_factors(ro: Rollout, beta: float) -> tuple[float | torch.Tensor, torch.Tensor | None]:
+    """Where a reward shaper's per-sample factors act, in one place: each sample's KL
+    coefficient beta * c_i (beta alone when the shaper gives no c_i) and its policy-loss
+    weight w_i (None: unweighted)."""
+    return (beta if ro.kl_scale is None else beta * ro.kl_scale), ro.weight
 
 
 def seed_everything(seed: int) -> None:
@@ -113,8 +121,6 @@ class PPOTrainer:
                                  f"number of processes ({self.dist.world})")
         # the training forward goes through the wrapper that averages gradients across processes
         self.train_model, self.optimizer = self.dist.prepare(policy, self.optimizer)
-        if select is not None and hasattr(select, "dist"):
-            select.dist = self.dist
         self.stream = PromptStream(len(prompts), p.batch_size, cfg.seed)
         self.total = total_iterations(cfg, len(prompts))
         self.iteration = 0
@@ -133,11 +139,11 @@ class PPOTrainer:
             e.iteration = self.iteration
             raise
         beta = self.kl_ctl.value
+        kl_coef, weight = sample_factors(ro, beta)
         rewards, kl = kl_penalised_rewards(ro.scores, ro.logprobs, ro.ref_logprobs,
-                                           ro.response_mask,
-                                           beta if ro.kl_scale is None else beta * ro.kl_scale)
-        keep = (self.select(self.iteration, ro, rewards) if self.select
-                else torch.arange(len(ro), device=ro.scores.device))
+                                           ro.response_mask, kl_coef)
+        keep, select_stats = (self.select(self.iteration, ro, rewards, self.dist) if self.select
+                              else (torch.arange(len(ro), device=ro.scores.device), {}))
         self.last_rollout = ro
         full_mask = ro.response_mask.float()
         advantages, returns = compute_gae(rewards, ro.values, full_mask, p.gamma, p.lam)
@@ -150,7 +156,8 @@ class PPOTrainer:
         if p.whiten_advantages and p.whiten_over == "kept":
             advantages = masked_whiten(advantages, mask, reduce=self.dist.reduce)
         t0 = time.perf_counter()
-        stats = self.update(sub, advantages, returns, stand_in=ro)
+        stats = self.update(sub, advantages, returns, stand_in=ro,
+                            weight=None if weight is None else weight[keep])
         self.generator.update_weights(self.policy)
         timings["update"] = time.perf_counter() - t0
         trained = torch.zeros(len(ro), dtype=torch.bool, device=ro.scores.device)
@@ -160,8 +167,8 @@ class PPOTrainer:
         mean_kl = (self.dist.reduce(kl.sum(1).sum()) / kept).item()
         entropy = masked_mean(ro.entropy, ro.response_mask.float(), reduce=self.dist.reduce)
         # the mean per-sample KL coefficient applied: beta, or beta * c_i averaged (adaptive)
-        kl_coef_mean = beta * (1.0 if ro.kl_scale is None
-                               else self.dist.gather(ro.kl_scale).mean().item())
+        kl_coef_mean = (kl_coef if isinstance(kl_coef, float)
+                        else self.dist.gather(kl_coef).mean().item())
         self.kl_ctl.update(mean_kl, len(scores))  # whole batch: the rate is B / horizon
         stats.update(
             iteration=self.iteration, score_mean=scores.mean().item(),
@@ -171,7 +178,7 @@ class PPOTrainer:
             value_explained_var_batch=fit_batch.item(),
             entropy=entropy.item(),
             response_len=ro.response_mask.sum(1).float().mean().item(),
-            **getattr(self.select, "stats", {}), **ro.reward_stats,
+            **select_stats, **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
             time_total=time.perf_counter() - t_start)
         return stats
@@ -183,9 +190,10 @@ class PPOTrainer:
             returns, mask, reduce=r).clamp(min=1e-12)
 
     def update(self, ro: Rollout, advantages: torch.Tensor, returns: torch.Tensor,
-               stand_in: Rollout | None = None) -> dict:
-        """PPO epochs over the trajectories that train. ``stand_in`` (this process's whole
-        rollout) lends a zero-weighted sample when none of this process's trajectories train."""
+               stand_in: Rollout | None = None, weight: torch.Tensor | None = None) -> dict:
+        """PPO epochs over the trajectories that train; ``weight`` [n]: each one's policy-loss
+        weight (``sample_factors``). ``stand_in`` (this process's whole rollout) lends a
+        zero-weighted sample when none of this process's trajectories train."""
         p, n, T = self.cfg.ppo, len(ro), ro.response_len
         mask = ro.response_mask.float()
         d = self.dist
@@ -196,7 +204,7 @@ class PPOTrainer:
         local = min(-(-cut // mb_size), n) if cut != n else -(-n // mb_size)
         n_steps = int(d.reduce(torch.tensor(local, device=d.device), "max").item())
         if n == 0:  # no trajectory of this process trains: zero-weighted stand-ins keep it in step
-            ro = stand_in.subset(torch.zeros(1, dtype=torch.long))
+            ro, weight = stand_in.subset(torch.zeros(1, dtype=torch.long)), None
             advantages, returns = torch.zeros_like(ro.values), torch.zeros_like(ro.values)
             mask = ro.response_mask.float()
         sums: dict[str, float] = {}
@@ -218,7 +226,7 @@ class PPOTrainer:
                 m = mask[mb, :t]
                 pl, pstats = policy_loss(out["logprobs"], ro.logprobs[mb, :t],
                                          advantages[mb, :t], m, p.cliprange,
-                                         None if ro.weight is None else ro.weight[mb])
+                                         None if weight is None else weight[mb])
                 vl, vstats = value_loss(out["values"], ro.values[mb, :t], returns[mb, :t], m,
                                         p.cliprange_value)
                 loss = pl + p.vf_coef * vl
@@ -300,7 +308,8 @@ _STATE_KEYS = ("optimizer", "kl_ctl", "stream", "rng", "config", "iteration")
 
 # settings added after a checkpoint was written: the behaviour it was trained with
 _LEGACY = {"precision": "fp32", "ppo": {"minibatches": "kept", "whiten_over": "kept"},
-           "task": {"validation": 0}}
+           "task": {"validation": 0}, "reward": {"shaper": None},
+           "risk": {"selector": "soft-risk"}}
 
 
 def _training_keys(cfg: dict) -> dict:

@@ -16,8 +16,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
-from rich.progress import track
 
+from ..progress import track
 from ..atomic import write_dir, write_text
 from ..config import _check, check_precision, opt, precision_opt
 from ..files import read_json

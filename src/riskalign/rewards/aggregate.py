@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import torch
 
-METHODS = ("mean", "min", "uwo")
+from ..registry import ENSEMBLE_METHODS
 
 
 class EnsembleError(ValueError):
@@ -42,16 +42,27 @@ def member_variance(scores: torch.Tensor) -> torch.Tensor:
     return scores.var(dim=0, unbiased=False)
 
 
+def mean_reward(scores: torch.Tensor, lam: float) -> torch.Tensor:
+    return scores.mean(0)
+
+
+def min_reward(scores: torch.Tensor, lam: float) -> torch.Tensor:
+    return scores.min(0).values
+
+
+def uwo_reward(scores: torch.Tensor, lam: float) -> torch.Tensor:
+    return scores.mean(0) - lam * member_variance(scores)
+
+
 def aggregate_rewards(scores: torch.Tensor, method: str, lam: float = 0.5) -> torch.Tensor:
-    """Member scores [M, B] -> one reward per sample [B]."""
+    """Member scores [M, B] -> one reward per sample [B], for the ensemble methods registered
+    with a combining function (mean, min, uwo)."""
     check_member_scores(scores)
-    if method == "mean":
-        return scores.mean(0)
-    if method == "min":
-        return scores.min(0).values
-    if method == "uwo":
-        return scores.mean(0) - lam * member_variance(scores)
-    raise EnsembleError(f"ensemble method must be one of {', '.join(METHODS)}, got {method!r}")
+    try:
+        combine = ENSEMBLE_METHODS.builder(method)
+    except ValueError as e:
+        raise EnsembleError(str(e)) from None
+    return combine(scores, lam)
 
 
 def uncertainty_weights(variance: torch.Tensor, b: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -76,5 +87,5 @@ def first_batch_scale(variance: torch.Tensor, kl_coef: float) -> float:
     return b
 
 
-__all__ = ["METHODS", "EnsembleError", "aggregate_rewards", "check_member_scores", "first_batch_scale",
+__all__ = ["EnsembleError", "aggregate_rewards", "check_member_scores", "first_batch_scale",
            "member_variance", "uncertainty_weights"]

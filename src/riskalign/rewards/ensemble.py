@@ -29,9 +29,18 @@ class EnsembleReward:
                               f"with `riskalign reward`")
         info = read_json(manifest, "ensemble manifest")
         members = info.get("members") or []
+        if not isinstance(members, list):
+            raise RewardError(f"{manifest}: 'members' must be a list")
         if not members:
             raise RewardError(f"{manifest}: lists no members")
-        self.max_length = int(info.get("max_length", 256))
+        for m, entry in enumerate(members):
+            if not isinstance(entry, dict) or not isinstance(entry.get("path"), str):
+                raise RewardError(f"{manifest}: member {m} must be an object with a 'path'")
+        max_length = info.get("max_length", 256)
+        if not isinstance(max_length, int) or max_length < 1:
+            raise RewardError(f"{manifest}: 'max_length' must be a positive integer, got "
+                              f"{max_length!r}")
+        self.max_length = max_length
         self.target, self.batch_size = target, batch_size
         self.models, self.tok = [], None
         self.mean = torch.zeros(len(members))

@@ -49,8 +49,9 @@ class PythonReward:
         try:
             out = self.fn(prompts, completions)
         except Exception as e:
-            raise RewardError(f"reward function {self.spec} raised {type(e).__name__}: {e}",
-                              where) from e
+            message = " ".join(str(e).split())  # one line, whatever the function raised
+            raise RewardError(f"reward function {self.spec} raised {type(e).__name__}: "
+                              f"{message}", where) from e
         try:
             scores = torch.as_tensor(out, dtype=torch.float32)
         except (TypeError, ValueError, RuntimeError):

@@ -28,11 +28,10 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .aggregate import (EnsembleError, aggregate_rewards, check_member_scores, first_batch_scale, member_variance,
-                        uncertainty_weights)
-from .base import checked_scores
-
-ENSEMBLE_METHODS = ("single", "mean", "min", "uwo", "adaptive")
+from ..registry import ENSEMBLE_METHODS
+from .aggregate import (EnsembleError, aggregate_rewards, check_member_scores,
+                        first_batch_scale, member_variance, uncertainty_weights)
+from .base import RewardError, checked_scores
 
 
 @dataclass
@@ -44,10 +43,22 @@ class ShapedReward:
 
 
 class RewardShaper:
-    """Base: ``__call__(prompts, completions) -> ShapedReward``; state saved in checkpoints.
-    ``source`` is a plain reward source ([B]) for held-out scoring."""
+    """The reward plug point. Subclass it and define ``__call__(prompts, completions) ->
+    ShapedReward``; ``state_dict``/``load_state_dict`` carry any state through checkpoints.
+    ``source`` is a plain reward source ([B]) used for held-out scoring (by default the
+    shaper's own scores)."""
 
-    source = None
+    _source = None
+
+    @property
+    def source(self):
+        if self._source is not None:
+            return self._source
+        return lambda prompts, completions: self(prompts, completions).scores
+
+    @source.setter
+    def source(self, value) -> None:
+        self._source = value
 
     def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
         raise NotImplementedError
@@ -69,9 +80,35 @@ class PlainShaper(RewardShaper):
         return ShapedReward(checked_scores(self.source, prompts, completions))
 
 
+class FunctionShaper(RewardShaper):
+    """A plain function ``(prompts, completions) -> ShapedReward`` as a shaper (no state)."""
+
+    def __init__(self, fn):
+        self.fn = fn
+
+    def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
+        out = self.fn(prompts, completions)
+        if not isinstance(out, ShapedReward):
+            raise RewardError(f"reward shaper {getattr(self.fn, '__name__', self.fn)} returned "
+                              f"{type(out).__name__}, not a ShapedReward",
+                              f"batch of {len(prompts)}")
+        return out
+
+
 def as_shaper(reward) -> RewardShaper:
     """A shaper as is; any plain reward source wrapped in ``PlainShaper``."""
     return reward if isinstance(reward, RewardShaper) else PlainShaper(reward)
+
+
+def load_shaper(spec: str) -> RewardShaper:
+    """``reward.shaper=module:name``: a ``RewardShaper`` instance, a subclass (built with no
+    arguments) or a function returning ``ShapedReward`` (wrapped in ``FunctionShaper``)."""
+    from .python_fn import import_function
+
+    obj = import_function(spec, "reward.shaper")
+    if isinstance(obj, type):
+        obj = obj()
+    return obj if isinstance(obj, RewardShaper) else FunctionShaper(obj)
 
 
 class EnsembleShaper(RewardShaper):
@@ -81,7 +118,7 @@ class EnsembleShaper(RewardShaper):
                  kl_coef: float = 0.05):
         if method not in ENSEMBLE_METHODS:
             raise EnsembleError(f"reward.ensemble_method must be one of "
-                                f"{', '.join(ENSEMBLE_METHODS)}, got {method!r}")
+                                f"{', '.join(ENSEMBLE_METHODS.names)}, got {method!r}")
         if method in ("uwo", "adaptive") and len(ensemble) < 2:
             raise EnsembleError(f"reward.ensemble_method={method} needs the variance over "
                                 f"members, which is undefined for an ensemble of "
@@ -90,7 +127,7 @@ class EnsembleShaper(RewardShaper):
             raise EnsembleError(f"reward.member must be in [0, {len(ensemble) - 1}], got {member}")
         self.ensemble, self.method, self.lam, self.member = ensemble, method, lam, member
         self.kl_coef = kl_coef  # adaptive: lambda, the KL coefficient the baselines start with
-        self.source = ensemble  # its __call__ is the member mean
+        self._source = ensemble  # its __call__ is the member mean
         self.b: float | None = None  # adaptive: fixed after the first batch
 
     def __call__(self, prompts: list[str], completions: list[str]) -> ShapedReward:
@@ -121,5 +158,5 @@ class EnsembleShaper(RewardShaper):
         self.b = state.get("b")
 
 
-__all__ = ["ENSEMBLE_METHODS", "EnsembleShaper", "PlainShaper", "RewardShaper", "ShapedReward",
-           "as_shaper"]
+__all__ = ["EnsembleShaper", "FunctionShaper", "PlainShaper", "RewardShaper", "ShapedReward",
+           "as_shaper", "load_shaper"]

@@ -1,10 +1,33 @@
-"""Tail selection: which trajectories of a batch train under RA-RLHF."""
+"""Trajectory selection, the trainer's second plug point: which trajectories of a batch train.
+
+A selector is any callable
+
+    select(iteration, rollout, rewards, dist) -> (keep, stats)
+
+with ``iteration`` counted from 1, ``rollout`` this process's ``ppo.rollout.Rollout`` (prompts,
+scores, ...), ``rewards`` its per-token KL-penalised rewards [B, T], ``dist`` the trainer's
+``ppo.distributed.Dist`` (world size 1 in a single process); it returns the indices of this
+process's trajectories that train (LongTensor, ascending) and a dict of numbers to log.
+``SoftRiskSelector`` is RA-RLHF's; ``risk.selector`` in the config names a registered selector
+(``registry.SELECTORS``) or a user's ``module:name``.
+"""
 
 from __future__ import annotations
 
+from typing import Protocol
+
 import torch
 
+from ..config import ConfigError, RunConfig
+from ..ppo.trainer import total_iterations
+from ..rewards import PromptScoreCache
+from ..rewards.shaping import PlainShaper, as_shaper
 from .schedule import soft_risk_batch_size
+
+
+class Selector(Protocol):
+    def __call__(self, iteration: int, rollout, rewards: torch.Tensor, dist
+                 ) -> tuple[torch.Tensor, dict]: ...
 
 
 def select_tail(returns: torch.Tensor, k: int) -> torch.Tensor:
@@ -25,9 +48,9 @@ class SoftRiskSelector:
     - 'gain': the score minus the prompt's own score (``prompt_scores(prompts) -> [B]``, e.g. a
       ``rewards.PromptScoreCache``), so a trajectory ranks low for doing badly on its prompt,
       not for starting from a hard one.
-    ``stats`` holds B0 and the threshold of the latest call, for logging. With several
-    processes (``dist``, set by the trainer) the ranks of the whole batch are gathered, B0 and
-    the tail are global, and each process gets back the indices of its own trajectories in it.
+    Its stats are B0 and the threshold. With several processes the ranks of the whole batch
+    are gathered, B0 and the tail are global, and each process gets back the indices of its
+    own trajectories in it.
     """
 
     def __init__(self, alpha: float, warm_start: int, rho: float, rank_by: str,
@@ -36,8 +59,6 @@ class SoftRiskSelector:
             raise ValueError("rank_by='gain' needs prompt_scores")
         self.alpha, self.warm_start, self.rho = alpha, warm_start, rho
         self.rank_by, self.total, self.prompt_scores = rank_by, total_iterations, prompt_scores
-        self.stats: dict[str, float] = {}
-        self.dist = None
 
     def ranks(self, rollout, rewards: torch.Tensor) -> torch.Tensor:
         """This process's ranking values [B] (lowest trains first)."""
@@ -48,15 +69,55 @@ class SoftRiskSelector:
         start = self.prompt_scores(rollout.prompts).to(rollout.scores.device)
         return rollout.scores - start
 
-    def __call__(self, iteration: int, rollout, rewards: torch.Tensor) -> torch.Tensor:
+    def __call__(self, iteration: int, rollout, rewards: torch.Tensor, dist=None
+                 ) -> tuple[torch.Tensor, dict]:
         local = self.ranks(rollout, rewards)
-        returns = local if self.dist is None else self.dist.gather(local)
+        several = dist is not None and dist.world > 1
+        returns = dist.gather(local) if several else local
         b0 = soft_risk_batch_size(iteration, self.total, len(returns), self.alpha,
                                   self.warm_start, self.rho)
         keep = select_tail(returns, b0)
-        self.stats = {"risk_b0": b0, "risk_threshold": returns[keep].max().item()}
-        if self.dist is None or self.dist.world == 1:
-            return keep
-        start = self.dist.rank * len(local)
+        stats = {"risk_b0": b0, "risk_threshold": returns[keep].max().item()}
+        if not several:
+            return keep, stats
+        start = dist.rank * len(local)
         mine = keep[(keep >= start) & (keep < start + len(local))]
-        return mine - start
+        return mine - start, stats
+
+
+def every_trajectory(cfg: RunConfig, n_prompts: int, reward=None) -> None:
+    """``risk.selector=all``: no selection, every trajectory trains."""
+    return None
+
+
+def soft_risk(cfg: RunConfig, n_prompts: int, reward=None) -> SoftRiskSelector | None:
+    """``risk.selector=soft-risk``: the RA-RLHF tail selector the config asks for (None when
+    risk.alpha = 1); ``reward`` scores the prompts alone when risk.rank_by = 'gain'."""
+    if cfg.risk.alpha >= 1:
+        return None
+    r = cfg.risk
+    total = total_iterations(cfg, n_prompts)
+    if r.warm_start >= total:
+        print(f"warning: risk.warm_start ({r.warm_start}) >= the run's {total} iterations: the "
+              f"soft-risk schedule never starts, so this run trains as plain RLHF")
+    starts = None
+    if r.rank_by == "gain":
+        if reward is None or not isinstance(as_shaper(reward), PlainShaper):
+            raise ConfigError("risk.rank_by='gain' needs a plain reward source (the prompt alone "
+                              "is scored by it, as the completions are); with an ensemble or "
+                              "RLAIF rank by kl_return or score")
+        starts = PromptScoreCache(as_shaper(reward).source)
+    return SoftRiskSelector(r.alpha, r.warm_start, r.rho, r.rank_by, total, starts)
+
+
+def build_selector(cfg: RunConfig, n_prompts: int, reward=None):
+    """The selector ``risk.selector`` names: a registered one, or the user's ``module:name``
+    (used as is; a class is built with no arguments). None: every trajectory trains."""
+    from ..registry import SELECTORS, is_custom
+
+    if is_custom(cfg.risk.selector):
+        from ..rewards.python_fn import import_function
+
+        obj = import_function(cfg.risk.selector, "risk.selector")
+        return obj() if isinstance(obj, type) else obj
+    return SELECTORS.builder(cfg.risk.selector)(cfg, n_prompts, reward)

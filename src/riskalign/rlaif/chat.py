@@ -23,7 +23,11 @@ def chat_prompt(tokenizer, messages: list[dict], name: str = "model") -> str:
     if not getattr(tokenizer, "chat_template", None):
         raise ChatTemplateError(f"{name}: the tokenizer has no chat template; RLAIF needs a chat "
                                 f"model (e.g. an *-Instruct checkpoint) for this role")
-    return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    try:
+        return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
+    except Exception as e:  # jinja2 syntax or runtime errors in the model's own template
+        raise ChatTemplateError(f"{name}: its chat template fails ({type(e).__name__}: "
+                                f"{' '.join(str(e).split())})") from None
 
 
 class ChatModel:

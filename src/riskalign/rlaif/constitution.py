@@ -30,6 +30,14 @@ ASPECT_NOUNS = {"action": "response", "motivation": "stated motivation",
 
 
 PLACEHOLDERS = ("virtue", "description", "aspect", "question", "first", "second", "text")
+# the placeholders each template is filled with (a template may use any of its own)
+TEMPLATE_FIELDS = {
+    "critique_request": ("virtue", "description"),
+    "revision_request": ("virtue", "description"),
+    "judge_request": ("aspect", "virtue", "description", "question", "first", "second"),
+    "pointwise_request": ("aspect", "virtue", "description", "question", "text"),
+    "embedding_anchor": ("virtue", "description"),
+}
 
 
 def template_fields(template: str) -> list[str]:
@@ -104,28 +112,25 @@ def _text(data: dict, key: str, where: str, placeholders: tuple[str, ...]) -> st
     v = data[key]
     if not isinstance(v, str) or not v.strip():
         raise DataError(f"{where}: '{key}' must be a non-empty string")
-    for name in placeholders:
-        if "{" + name + "}" not in v:
-            raise DataError(f"{where}: '{key}' must contain the placeholder {{{name}}}")
     try:
-        unknown = [n for n in template_fields(v) if n not in PLACEHOLDERS]
+        used = template_fields(v)
     except ValueError as e:
         raise DataError(f"{where}: '{key}' has a broken placeholder ({e})") from None
+    allowed = TEMPLATE_FIELDS.get(key, PLACEHOLDERS)
+    unknown = [n for n in used if n not in allowed]
     if unknown:
-        raise DataError(f"{where}: '{key}' has an unknown placeholder {{{unknown[0]}}} (known: "
-                        f"{', '.join(PLACEHOLDERS)})")
+        raise DataError(f"{where}: '{key}' has an unknown placeholder {{{unknown[0]}}} (it may "
+                        f"use: {', '.join(allowed)})")
+    for name in placeholders:
+        if name not in used:
+            raise DataError(f"{where}: '{key}' must contain the placeholder {{{name}}}")
     return v
 
 
 def _anchor(data: dict, where: str) -> str:
     """``embedding_anchor``: a sentence about one virtue, so {virtue} (required) and
     {description} are its only placeholders."""
-    v = _text(data, "embedding_anchor", where, ("virtue",))
-    other = [n for n in template_fields(v) if n not in ("virtue", "description")]
-    if other:
-        raise DataError(f"{where}: 'embedding_anchor' may use only the placeholders {{virtue}} "
-                        f"and {{description}}, not {{{other[0]}}}")
-    return v
+    return _text(data, "embedding_anchor", where, ("virtue",))
 
 
 def load_constitution(path: str | Path | None = None) -> Constitution:

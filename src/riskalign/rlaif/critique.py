@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import random
 
-from rich.progress import track
 
+from ..progress import track
 from .chat import ChatModel
 from .constitution import Constitution
 

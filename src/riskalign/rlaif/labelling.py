@@ -13,8 +13,8 @@ from __future__ import annotations
 import random
 from collections import Counter
 
-from rich.progress import track
 
+from ..progress import track
 from ..reward_model.data import Preference
 from .aspects import ASPECTS, follow_up_replies, rm_inputs
 from .chat import ChatModel

@@ -35,6 +35,7 @@ from .config import STAGES, RLAIFConfig
 from .constitution import load_constitution
 from .prompts import load_prompts, split_prompts
 from ..runtime import configure
+from ..files import read_json, read_jsonl
 
 
 # What each stage writes (relative to output_dir).
@@ -48,7 +49,7 @@ def _jsonl(path: Path, rows: list[dict]) -> None:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return read_jsonl(path, "stage output")
 
 
 def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
@@ -253,7 +254,7 @@ class Pipeline:
         from ..ppo.rollout import GenerationSettings
         from ..ppo.trainer import PPOTrainer, seed_everything
         from ..rewards.ensemble import EnsembleReward
-        from ..train import risk_selector
+        from ..risk import build_selector
         from .aspects import AspectShaper, follow_up_replies
         from .chat import ChatModel
 
@@ -271,7 +272,7 @@ class Pipeline:
             self.cons.follow_ups, self.cfg.lam, user_prompt=lambda p: formatted.get(p, p))
         gen = GenerationSettings(self.cfg.answer_tokens, min(8, self.cfg.answer_tokens),
                                  rl.ppo.temperature, rl.ppo.top_k, rl.ppo.top_p)
-        select = select or risk_selector(rl, len(train), shaper)
+        select = select or build_selector(rl, len(train), shaper)
         trainer = PPOTrainer(rl, policy, ref, tok, shaper, list(formatted), gen, select)
         return trainer, SimpleNamespace(test=PromptSet([], []))
 
@@ -334,7 +335,7 @@ class Pipeline:
             times[stage] = time.perf_counter() - t
             print(f"{stage}: {times[stage]:.0f} s")
         timing = self.out / "stage_seconds.json"
-        old = json.loads(timing.read_text()) if timing.exists() else {}
+        old = read_json(timing, "stage timings") if timing.exists() else {}
         write_text(timing, json.dumps({**old, **times}, indent=2))
         return times
 

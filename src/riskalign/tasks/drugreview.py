@@ -12,6 +12,7 @@ import csv
 import importlib.util
 import io
 import zipfile
+import zlib
 from pathlib import Path
 
 from ..files import read_text
@@ -63,8 +64,10 @@ def load(data_path: str | None) -> tuple[list[Example], list[Example]]:
             try:
                 with zipfile.ZipFile(src) as z:
                     text = z.read(name).decode("utf-8")
-            except (zipfile.BadZipFile, KeyError) as e:
-                raise DataError(f"{src}: cannot read {name} ({e})") from None
+            except (zipfile.BadZipFile, KeyError, OSError, EOFError, UnicodeDecodeError,
+                    zlib.error) as e:
+                raise DataError(f"{src}: cannot read {name} ({type(e).__name__}: "
+                                f"{' '.join(str(e).split())[:200]})") from None
         splits.append(_parse(text, f"{src}:{name}"))
     return splits[0], splits[1]
 
