@@ -85,7 +85,7 @@ def test_shipped_configs_load():
     for f in sorted(Path(__file__).parent.parent.glob("configs/*.yaml")):
         load_config(f)
     assert load_config(Path(__file__).parent.parent / "configs/imdb-ra-rlhf.yaml").risk.alpha == 0.4
-    from riskalign.study import StudyConfig
+    from riskalign.commands.study import StudyConfig
 
     studies = sorted(Path(__file__).parent.parent.glob("configs/study/*.yaml"))
     assert studies

@@ -33,7 +33,7 @@ def test_demo_runs_every_stage_and_resumes(tiny_model_dir, tmp_path, monkeypatch
     assert "How the models were trained" in (out / "report.md").read_text()
 
     # a second run finds every stage done and trains nothing
-    import riskalign.demo as demo_mod
+    import riskalign.commands.demo as demo_mod
 
     def fail(*a, **k):
         raise AssertionError("trained again")
@@ -46,7 +46,7 @@ def test_demo_runs_every_stage_and_resumes(tiny_model_dir, tmp_path, monkeypatch
 
 def test_partial_override_keeps_the_sections_own_defaults():
     from riskalign.config import load_config
-    from riskalign.demo import DemoConfig
+    from riskalign.commands.demo import DemoConfig
     from riskalign.eval.run import EvalConfig
 
     cfg = load_config(None, ["rl.ppo.total_iterations=20", "eval.task.new_tokens=8"],

@@ -89,7 +89,7 @@ def test_batch_must_split_evenly_across_processes(tiny_model_dir, tmp_path, monk
     import riskalign.ppo.trainer as trainer_module
     from riskalign.config import load_config
     from riskalign.ppo.distributed import Dist
-    from riskalign.train import build_trainer
+    from riskalign.ppo.run import build_trainer
 
     class ThreeProcesses(Dist):
         def __init__(self):

@@ -69,7 +69,7 @@ def test_trimmed_minibatches_train_like_padded_ones(tiny_model_dir, tmp_path, mo
     the full padded width."""
     import riskalign.ppo.trainer as trainer_mod
     from riskalign.ppo.rollout import collect
-    from riskalign.train import build_trainer
+    from riskalign.ppo.run import build_trainer
     from test_ppo_e2e import tiny_cfg
 
     cfg = tiny_cfg(tiny_model_dir, tmp_path, "ppo.total_iterations=1")

@@ -133,7 +133,7 @@ def test_value_explained_variance_by_hand(tiny_model_dir, tmp_path, monkeypatch)
     import riskalign.ppo.trainer as trainer_mod
     from riskalign.config import load_config
     from riskalign.ppo.advantages import masked_var
-    from riskalign.train import build_trainer
+    from riskalign.ppo.run import build_trainer
 
     seen = {}
     real = trainer_mod.compute_gae

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from riskalign.config import load_config
-from riskalign.train import build_trainer, run_ppo
+from riskalign.ppo.run import build_trainer, run_ppo
 
 
 def tiny_cfg(model_dir, out, *extra):
@@ -163,7 +163,7 @@ def test_trainer_samples_through_its_generator(tiny_model_dir, tmp_path):
     assert len(rec.prompts) == 2 and all(len(p) == 16 for p in rec.prompts) and rec.updates == 2
     assert {"time_forward_policy", "time_forward_ref"} <= set(trainer.step())
     # held-out scoring samples through the trainer's engine too, with the same draws
-    from riskalign.train import _held_out_score
+    from riskalign.ppo.run import _held_out_score
 
     rec.prompts.clear()
     assert _held_out_score(trainer, task, 4, seed=7) == _held_out_score(trainer, task, 4, seed=7)

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from riskalign import precision
-from riskalign.train import build_trainer
+from riskalign.ppo.run import build_trainer
 from test_ppo_e2e import tiny_cfg
 
 

@@ -202,7 +202,7 @@ def _ppo_cfg(model_dir, ensemble, out, method, *extra):
 
 
 def test_ppo_with_adaptive_ensemble_resumes_exactly(tiny_model_dir, ensemble_dir, tmp_path):
-    from riskalign.train import build_trainer
+    from riskalign.ppo.run import build_trainer
 
     full, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / "a", "adaptive"))
     history = full.train()
@@ -226,7 +226,7 @@ def test_ppo_with_adaptive_ensemble_resumes_exactly(tiny_model_dir, ensemble_dir
 
 
 def test_ppo_ensemble_methods_compose_with_risk(tiny_model_dir, ensemble_dir, tmp_path):
-    from riskalign.train import build_trainer
+    from riskalign.ppo.run import build_trainer
 
     for method in ("single", "mean", "min", "uwo"):
         t, _ = build_trainer(_ppo_cfg(tiny_model_dir, ensemble_dir, tmp_path / method, method,
@@ -328,7 +328,7 @@ def test_adaptive_first_batch_matches_the_baselines_kl_coefficient(tiny_model_di
     b / (b + s2_i) with b = mean(s2) / init_kl_coef, s2 recomputed here from the members."""
     import riskalign.rewards.shaping as shaping
     from riskalign.rewards.aggregate import member_variance
-    from riskalign.train import build_trainer
+    from riskalign.ppo.run import build_trainer
 
     seen = {}
     real = shaping.EnsembleShaper.__call__

@@ -53,7 +53,7 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     assert len(raw["rewards"]) == 6
 
     # a second invocation finds every run done and trains nothing
-    import riskalign.study as study_mod
+    import riskalign.commands.study as study_mod
 
     def fail(*a, **k):
         raise AssertionError("trained again")
@@ -67,7 +67,7 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
 
 def test_study_refuses_other_settings_in_the_same_folder(tmp_path):
     from riskalign.config import ConfigError, load_config
-    from riskalign.study import StudyConfig, _check_same_study, _settings
+    from riskalign.commands.study import StudyConfig, _check_same_study, _settings
 
     out = tmp_path / "s"
     out.mkdir()
@@ -85,7 +85,7 @@ def test_variants_are_checked_and_may_grow_but_not_change(tmp_path):
     import pytest
 
     from riskalign.config import ConfigError, load_config
-    from riskalign.study import StudyConfig, _check_same_study, _settings, run_config
+    from riskalign.commands.study import StudyConfig, _check_same_study, _settings, run_config
 
     def cfg(*extra):
         return load_config(None, ["precision=fp32", *extra], cls=StudyConfig)

@@ -59,7 +59,7 @@ def cmd_assets(args) -> None:
 
 def cmd_ppo(args) -> None:
     from .config import RunConfig
-    from .train import run_ppo
+    from .ppo.run import run_ppo
 
     cfg = _load(args, RunConfig, output_dir=args.output_dir)
     if cfg is not None:
@@ -131,7 +131,7 @@ def _print_metrics(result: dict) -> None:
 
 
 def cmd_demo(args) -> None:
-    from .demo import DemoConfig, run_demo
+    from .commands.demo import DemoConfig, run_demo
 
     cfg = _load(args, DemoConfig, seeds=args.seeds, output_dir=args.output_dir)
     if cfg is not None:
@@ -140,7 +140,7 @@ def cmd_demo(args) -> None:
 
 
 def cmd_study(args) -> None:
-    from .study import StudyConfig, run_study
+    from .commands.study import StudyConfig, run_study
 
     cfg = _load(args, StudyConfig, output_dir=args.output_dir)
     if cfg is None:
@@ -167,7 +167,7 @@ def cmd_prefs(args) -> None:
 
 
 def cmd_overopt(args) -> None:
-    from .overopt import OveroptConfig, run_overopt
+    from .commands.overopt import OveroptConfig, run_overopt
 
     cfg = _load(args, OveroptConfig, output_dir=args.output_dir)
     if cfg is None:

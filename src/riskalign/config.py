@@ -252,11 +252,16 @@ class LogConfig:
     keep_checkpoints: int = opt(1, "How many checkpoints to keep.")
     tensorboard: bool = opt(True, "Write TensorBoard event files under <output_dir>/tb.")
     eval_prompts: int = opt(64, "Held-out prompts scored before and after training (0 = skip).")
+    report_to: str = opt("none", "Also log every iteration to: none, or wandb (Weights & Biases; "
+                                 "needs `pip install wandb`; WANDB_MODE=offline logs without a "
+                                 "network, WANDB_PROJECT names the project).")
 
     def validate(self, p: str) -> None:
         for k in ("every", "checkpoint_every", "keep_checkpoints"):
             _check(getattr(self, k) >= 1, f"{p}.{k}", ">= 1", getattr(self, k))
         _check(self.eval_prompts >= 0, f"{p}.eval_prompts", ">= 0", self.eval_prompts)
+        _check(self.report_to in ("none", "wandb"), f"{p}.report_to", "none or wandb",
+               self.report_to)
 
 
 @dataclass

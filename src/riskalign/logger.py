@@ -1,8 +1,9 @@
-"""Per-iteration metrics to JSONL, TensorBoard and a rich progress bar."""
+"""Per-iteration metrics to JSONL, TensorBoard, optionally Weights & Biases, and a progress bar."""
 
 from __future__ import annotations
 
 import json
+import uuid
 from pathlib import Path
 
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -17,7 +18,8 @@ class RunLogger:
     file matches the resumed run."""
 
     def __init__(self, out: str | Path, total: int, start: int = 0, tensorboard: bool = True,
-                 every: int = 1, title: str = "ppo"):
+                 every: int = 1, title: str = "ppo", report_to: str = "none",
+                 run_config: dict | None = None):
         self.out = Path(out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.path = self.out / "metrics.jsonl"
@@ -31,6 +33,7 @@ class RunLogger:
             from torch.utils.tensorboard import SummaryWriter
 
             self.writer = SummaryWriter(str(self.out / "tb"), purge_step=start + 1)
+        self.wandb = _wandb_run(self.out, title, run_config) if report_to == "wandb" else None
         self.progress = Progress(TextColumn(f"[bold]{title}"), BarColumn(), MofNCompleteColumn(),
                                  TextColumn("{task.fields[info]}"), TimeRemainingColumn())
         self.task = self.progress.add_task(title, total=total, completed=start, info="")
@@ -43,15 +46,20 @@ class RunLogger:
         self.progress.stop()
         if self.writer:
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
     def log(self, stats: dict) -> None:
         it = stats["iteration"]
         with self.path.open("a") as f:
             f.write(json.dumps(stats) + "\n")
+        numbers = {k: v for k, v in stats.items()
+                   if isinstance(v, (int, float)) and k != "iteration"}
         if self.writer:
-            for k, v in stats.items():
-                if isinstance(v, (int, float)) and k != "iteration":
-                    self.writer.add_scalar(k, v, it)
+            for k, v in numbers.items():
+                self.writer.add_scalar(k, v, it)
+        if self.wandb is not None:
+            self.wandb.log(numbers, step=it)
         info = f"score {stats['score_mean']:+.3f}  "
         if "risk_b0" in stats:
             info += f"B0 {stats['risk_b0']}  tail score {stats['kept_score_mean']:+.3f}  "
@@ -61,3 +69,17 @@ class RunLogger:
             self.progress.console.print(f"iter {it}: {info}  policy_loss "
                                         f"{stats['policy_loss']:+.4f}  value_loss "
                                         f"{stats['value_loss']:.4f}")
+
+
+def _wandb_run(out: Path, title: str, run_config: dict | None):
+    """A Weights & Biases run that resumes with the riskalign run (its id is kept in the output
+    folder), or a one-line error when wandb is not installed."""
+    try:
+        import wandb
+    except ImportError:
+        raise ValueError("log.report_to=wandb needs the wandb package: pip install wandb") from None
+    id_file = out / "wandb_id.txt"
+    run_id = id_file.read_text().strip() if id_file.is_file() else uuid.uuid4().hex[:12]
+    id_file.write_text(run_id)
+    return wandb.init(project=None, name=f"{out.name} ({title})", id=run_id, resume="allow",
+                      dir=str(out), config=run_config or {})

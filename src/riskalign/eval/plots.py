@@ -15,8 +15,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 def _save(fig, path: Path, dpi: int) -> None:
     """Write the PNG next to its target, then rename: never a half-written picture."""
     path = Path(path)
-    tmp = path.with_name(f".{path.stem}.tmp.png")
-    fig.savefig(tmp, dpi=dpi)
+    tmp = path.with_name(f".{path.name}.partial")  # removed by a later run if a kill leaves it
+    fig.savefig(tmp, dpi=dpi, format="png")
     plt.close(fig)
     os.replace(tmp, path)
 
@@ -40,7 +40,8 @@ def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
                     labels: list, label_names: tuple[str, str], path: Path,
                     reward_name: str, repeats: int = 1) -> None:
     """Panels: prompt scores, then each model's completion rewards (``repeats`` seeds pooled,
-    seed-major); colours split the prompts by the dataset's class label (unlabelled in grey)."""
+    seed-major). Bars are stacked by the class label of the review each prompt was cut from
+    (unlabelled in grey), so every colour in a bar is in the legend."""
     panels = [("prompt alone", prompt_scores)] + list(rewards.items())
     groups = [(0, label_names[0], "tab:red"), (1, label_names[1], "tab:blue"),
               (None, "unlabelled", "tab:gray")]
@@ -49,15 +50,19 @@ def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
     lo = min(min(v) for _, v in panels)
     hi = max(max(v) for _, v in panels)
     bins = [lo + (hi - lo) * i / 30 for i in range(31)] if hi > lo else 10
+    from matplotlib.ticker import MaxNLocator
+
     for ax, (title, values) in zip(axes, panels):
         labs = labels if len(values) == len(labels) else labels * repeats
-        for lab, name, colour in groups:
-            vals = [v for v, l in zip(values, labs) if l == lab]
-            if vals:
-                ax.hist(vals, bins=bins, alpha=0.55, color=colour, label=f"{name} ({len(vals)})")
+        stacks = [([v for v, l in zip(values, labs) if l == lab], f"{name}", colour)
+                  for lab, name, colour in groups]
+        stacks = [(v, f"{n} ({len(v)})", c) for v, n, c in stacks if v]
+        ax.hist([v for v, _, _ in stacks], bins=bins, histtype="barstacked",
+                color=[c for _, _, c in stacks], label=[n for _, n, _ in stacks])
         ax.set_title(title, fontsize=9)
-        ax.set_ylabel("prompts")
-    axes[0].legend(fontsize=8)
+        ax.set_ylabel("count")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.legend(fontsize=7, title="class of the source review", title_fontsize=7)
     axes[-1].set_xlabel(reward_name)
     fig.tight_layout()
     _save(fig, path, 110)

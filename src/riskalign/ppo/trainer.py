@@ -105,7 +105,6 @@ class PPOTrainer:
         self.prompts, self.gen, self.select = prompts, gen, select
         self.generator = generator or HFGenerator()
         self.shaper = as_shaper(reward)
-        self.reward = self.shaper.source  # a plain source, for held-out scoring
         p = cfg.ppo
         self.kl_ctl = (AdaptiveKLController(p.init_kl_coef, p.target_kl, p.horizon)
                        if p.adap_kl_ctrl else FixedKLController(p.init_kl_coef))
@@ -125,7 +124,13 @@ class PPOTrainer:
         self.total = total_iterations(cfg, len(prompts))
         self.iteration = 0
         self.last_rollout: Rollout | None = None  # the latest iteration's, for on_step hooks
+        self.history: list[dict] = []
         self.out = Path(cfg.output_dir)
+
+    @property
+    def reward(self):
+        """A plain reward source [B] for held-out scoring: the current shaper's."""
+        return self.shaper.source
 
     # ------------------------------------------------------------------ one iteration
     def step(self) -> dict:
@@ -291,8 +296,9 @@ class PPOTrainer:
 
     # ------------------------------------------------------------------ the loop
     def train(self, on_step: Callable[[dict], None] | None = None) -> list[dict]:
-        """Run until ``self.total`` iterations, checkpointing every ``log.checkpoint_every``."""
-        history = []
+        """Run until ``self.total`` iterations, checkpointing every ``log.checkpoint_every``;
+        returns (and keeps as ``self.history``) this call's per-iteration stats."""
+        history = self.history = []
         while self.iteration < self.total:
             stats = self.step()
             history.append(stats)

@@ -106,4 +106,13 @@ class ChatModel:
         return probs
 
 
-__all__ = ["ChatModel", "ChatTemplateError", "chat_prompt"]
+__all__ = ["ChatModel", "ChatTemplateError", "chat_prompt", "load_chat"]
+
+
+def load_chat(path: str, name: str, cfg, lm=None):
+    """A ChatModel for ``path`` (the given LM, or loaded; 4-bit when asked and CUDA is there)."""
+    from ..models import load_causal_lm, load_tokenizer
+
+    tok = load_tokenizer(path)
+    lm = lm if lm is not None else load_causal_lm(path, load_in_4bit=cfg.load_in_4bit)
+    return ChatModel(lm, tok, name, cfg.batch_size, cfg.temperature)

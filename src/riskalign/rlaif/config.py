@@ -9,17 +9,13 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..assets import DEFAULT_POLICY
-from ..config import (LoraConfig, ModelConfig, RunConfig, _check, check_precision, opt,
+from ..config import (RunConfig, _check, check_precision, opt,
                       precision_opt)
 from ..reward_model.train import RewardTrainConfig
+from ..presets import chat_sft
 from ..sft import SFTConfig
 
 STAGES = ("prompts", "sft-data", "sft", "labels", "reward", "ppo", "eval")
-
-
-def _sft_defaults() -> SFTConfig:
-    return SFTConfig(learning_rate=5e-4, max_tokens=160, batch_size=8, epochs=2,
-                     model=ModelConfig(lora=LoraConfig(enabled=True)))
 
 
 def _reward_defaults() -> RewardTrainConfig:
@@ -87,7 +83,7 @@ class RLAIFConfig:
     load_in_4bit: bool = opt(False, "Load every model in 4 bits (NF4, bitsandbytes): the frozen "
                                     "weights under SFT and PPO LoRA, and the generating and "
                                     "judging roles; CUDA only, ignored with a note on CPU.")
-    sft: SFTConfig = field(default_factory=_sft_defaults,
+    sft: SFTConfig = field(default_factory=chat_sft,
                            metadata={"help": "Constitutional SFT (LoRA) settings; "
                                              "pairs_file, model.policy, seed and output_dir are "
                                              "set by the pipeline."})

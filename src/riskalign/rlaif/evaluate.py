@@ -20,8 +20,9 @@ import torch
 from ..atomic import write_text
 from ..eval.plots import plot_rlaif_scores
 from .aspects import ASPECTS, AspectShaper, follow_up_replies
+from .chat import load_chat
 from .constitution import fill
-from .judge import Judge, judge_both_orders, verdict
+from .judge import Judge, judge_both_orders, make_judge, verdict
 from .on_topic import SentenceEncoder, on_topic
 from .report import evaluation_markdown
 from ..files import read_json
@@ -54,7 +55,6 @@ def offensive_rate(texts: list[str]) -> float:
 def evaluate(pipe) -> dict:
     """Evaluate base, sft and rlaif; write eval/results.json and eval/report.md."""
     from ..rewards.ensemble import EnsembleReward
-    from .pipeline import _judge, load_chat
 
     cfg, out = pipe.cfg, pipe.out / "eval"
     prompts = pipe.split("held_out")
@@ -84,7 +84,7 @@ def evaluate(pipe) -> dict:
         models[name], answers[name] = m, ans
     # the win rate asks a general question about two answers: a pairwise judge in both orders
     eval_mode = "generate" if cfg.judge_mode == "generate" else "logprob"
-    judge = _judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm), eval_mode)
+    judge = make_judge(load_chat(judge_path, "eval judge", cfg, lm=judge_lm), eval_mode)
     wins = {f"rlaif vs {b}": win_rate(judge, prompts, answers["rlaif"], answers[b],
                                       cfg.tie_margin) for b in ("sft", "base")}
     results = {"prompts": len(prompts), "eval_judge": judge_path, "eval_judge_mode": eval_mode,

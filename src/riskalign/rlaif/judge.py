@@ -221,4 +221,16 @@ def verdict(p_first: float | None, tie_margin: float) -> str:
 
 __all__ = ["Comparison", "EmbeddingComparer", "GenerateJudge", "Judge", "LABELS",
            "LogprobJudge", "PairJudgement", "PairwiseComparer", "PointwiseComparer",
-           "as_comparer", "judge_both_orders", "parse_choice", "verdict"]
+           "as_comparer", "judge_both_orders", "make_judge", "parse_choice", "verdict"]
+
+
+def make_judge(chat, mode: str, cons=None, encode=None):
+    """The judge of ``mode``: a request-level judge (logprob, generate), the pointwise comparer
+    (the constitution's yes/no question to ``chat``) or the embedding comparer (``encode``, a
+    sentence encoder, and the constitution's anchors; no chat model)."""
+    if mode == "pointwise":
+        return PointwiseComparer(chat, cons)
+    if mode == "embedding":
+        return EmbeddingComparer(encode, cons)
+
+    return LogprobJudge(chat) if mode == "logprob" else GenerateJudge(chat)

@@ -31,8 +31,10 @@ from ..config import to_dict
 from ..reward_model.data import write_preferences
 from ..tasks import DataError, PromptSet
 from .aspects import ASPECTS
+from .chat import load_chat
 from .config import STAGES, RLAIFConfig
 from .constitution import load_constitution
+from .judge import make_judge
 from .prompts import load_prompts, split_prompts
 from ..runtime import configure
 from ..files import read_json, read_jsonl
@@ -52,32 +54,8 @@ def _read_jsonl(path: Path) -> list[dict]:
     return read_jsonl(path, "stage output")
 
 
-def load_chat(path: str, name: str, cfg: RLAIFConfig, lm=None):
-    """A ChatModel for ``path`` (the given LM, or loaded; 4-bit when asked and CUDA is there)."""
-    from ..models import load_causal_lm, load_tokenizer
-    from .chat import ChatModel
-
-    tok = load_tokenizer(path)
-    lm = lm if lm is not None else load_causal_lm(path, load_in_4bit=cfg.load_in_4bit)
-    return ChatModel(lm, tok, name, cfg.batch_size, cfg.temperature)
-
-
 JUDGE_MODES = ("pointwise", "logprob", "generate", "embedding")  # auto's tie-break order
 TRUSTED_LOW = 0.75  # the lower 95% bound on validation accuracy the README asks of a judge
-
-
-def _judge(chat, mode: str, cons=None, encode=None):
-    """The judge of ``mode``: a request-level judge (logprob, generate), the pointwise comparer
-    (the constitution's yes/no question to ``chat``) or the embedding comparer (``encode``, a
-    sentence encoder, and the constitution's anchors; no chat model)."""
-    from .judge import EmbeddingComparer, GenerateJudge, LogprobJudge, PointwiseComparer
-
-    if mode == "pointwise":
-        return PointwiseComparer(chat, cons)
-    if mode == "embedding":
-        return EmbeddingComparer(encode, cons)
-
-    return LogprobJudge(chat) if mode == "logprob" else GenerateJudge(chat)
 
 
 class Pipeline:
@@ -103,7 +81,7 @@ class Pipeline:
 
     def judge_of(self, chat, mode: str):
         """The judge of ``mode`` for this constitution (the embedding mode reads no ``chat``)."""
-        return _judge(chat, mode, self.cons, self.encoder() if mode == "embedding" else None)
+        return make_judge(chat, mode, self.cons, self.encoder() if mode == "embedding" else None)
 
     # ------------------------------------------------------------------ stages
     def prompts(self) -> None:
@@ -277,7 +255,7 @@ class Pipeline:
         return trainer, SimpleNamespace(test=PromptSet([], []))
 
     def ppo(self) -> None:
-        from ..train import run_ppo
+        from ..ppo.run import run_ppo
 
         rl = self.rl_config()
         run_ppo(rl, resume="auto", title="rlaif ppo", build=self.build_trainer)

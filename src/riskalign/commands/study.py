@@ -30,17 +30,17 @@ from pathlib import Path
 
 import torch
 
-from .atomic import write_text
-from .config import (ConfigError, RiskConfig, RunConfig, _build, _check, check_precision,
+from ..atomic import write_text
+from ..config import (ConfigError, RiskConfig, RunConfig, _build, _check, check_precision,
                      check_same_settings, merge_overrides, opt, precision_opt, to_dict)
-from .demo import _sft_defaults, cpu_rl_defaults, cpu_task
-from .eval.plots import plot_tail_during_training
-from .eval.run import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
-from .rewards import PromptScoreCache
-from .sft import SFTConfig, run_sft
-from .runtime import configure
-from .train import run_ppo
-from .files import read_json, read_jsonl
+from ..presets import cpu_run as cpu_rl_defaults, cpu_sft as _sft_defaults, cpu_task
+from ..eval.plots import plot_tail_during_training
+from ..eval.run import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
+from ..rewards import PromptScoreCache
+from ..sft import SFTConfig, run_sft
+from ..runtime import configure
+from ..ppo.run import run_ppo
+from ..files import read_json, read_jsonl
 
 METHODS = ("rlhf", "ra-rlhf")
 # what a variant may not override: the run's identity and its prompt data (a variant may change
@@ -168,8 +168,8 @@ class BatchTail:
         self.fraction, self.starts = percent / 100, None
 
     def __call__(self, trainer, stats: dict) -> None:
-        from .eval.metrics import tail_count
-        from .risk import select_tail
+        from ..eval.metrics import tail_count
+        from ..risk import select_tail
 
         ro = trainer.last_rollout
         self.starts = self.starts or PromptScoreCache(trainer.reward)
@@ -198,8 +198,8 @@ def write_status(out: Path, cfg: StudyConfig, scores: torch.Tensor | None = None
             else:
                 lines.append(f"| {method} seed {seed} | to do | - | - |")
     if scores is not None:
-        from .eval.metrics import worst_prompts_reward
-        from .eval.paired import per_prompt
+        from ..eval.metrics import worst_prompts_reward
+        from ..eval.paired import per_prompt
 
         rows = []
         for seed in cfg.seeds:
@@ -231,7 +231,7 @@ def _eta(done: int, total: int, seconds: float) -> str:
 def _settings(cfg: StudyConfig) -> dict:
     """What the results depend on (not where they go, nor the thread count), with precision
     resolved: runs of one study must share it, even across machines."""
-    from .precision import resolve
+    from ..precision import resolve
 
     s = {k: v for k, v in to_dict(cfg).items()
          if k not in ("output_dir", "threads", "variants")}  # variants may be added later

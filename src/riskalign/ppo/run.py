@@ -10,19 +10,19 @@ import statistics
 import time
 from pathlib import Path
 
-from .atomic import remove_partials, write_dir, write_text
-from .config import ConfigError, RunConfig, to_dict
-from .eval.sampling import sample_and_score
-from .files import read_json
-from .logger import RunLogger
-from .outputs import lock_folder
-from .models import load_policy, load_tokenizer
-from .ppo.rollout import GenerationSettings
-from .ppo.trainer import PPOTrainer, seed_everything
-from .risk import build_selector
-from .rewards import build_shaper
-from .tasks import get_spec, load_task
-from .runtime import configure
+from ..atomic import remove_partials, write_dir, write_text
+from ..config import ConfigError, RunConfig, to_dict
+from ..eval.sampling import sample_and_score
+from ..files import read_json
+from ..logger import RunLogger
+from ..outputs import lock_folder
+from ..models import load_policy, load_tokenizer
+from .rollout import GenerationSettings
+from .trainer import PPOTrainer, seed_everything
+from ..risk import build_selector
+from ..rewards import build_shaper
+from ..tasks import get_spec, load_task
+from ..runtime import configure
 
 
 def peak_rss_mb() -> float:
@@ -52,7 +52,8 @@ def _held_out_score(trainer: PPOTrainer, task, n: int, seed: int) -> float:
 
 
 # what a run writes in its output folder (besides checkpoints/)
-RUN_FILES = ("final", "metrics.jsonl", "summary.json", "eval_before.json", "config.json", "tb")
+RUN_FILES = ("final", "metrics.jsonl", "summary.json", "eval_before.json", "config.json", "tb",
+             "wandb", "wandb_id.txt")
 
 
 def earlier_run(out: Path) -> bool:
@@ -127,7 +128,7 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
     t0 = time.perf_counter()
     start = trainer.iteration
     with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every,
-                   title) as logger:
+                   title, cfg.log.report_to, to_dict(cfg)) as logger:
         def log(stats: dict) -> None:
             if on_step:
                 on_step(trainer, stats)

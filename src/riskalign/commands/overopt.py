@@ -28,25 +28,25 @@ from pathlib import Path
 import torch
 from rich.console import Console
 
-from .atomic import write_text
-from .config import (RunConfig, _check, check_precision, check_same_settings, opt, precision_opt,
+from ..atomic import write_text
+from ..config import (RunConfig, _check, check_precision, check_same_settings, opt, precision_opt,
                      to_dict)
-from .precision import resolve as resolve_precision
-from .demo import cpu_rl_defaults, cpu_task
-from .eval.paired import bootstrap_draws, mean_diff, paired_interval
-from .eval.plots import plot_gold_vs_kl, plot_overopt_curves
-from .models import gpu_of, load_policy, load_tokenizer
-from .ppo.rollout import GenerationSettings, collect
-from .reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
-from .reward_model.train import MANIFEST, RewardTrainConfig, train_reward_models
-from .rewards import build_reward
-from .rewards.ensemble import EnsembleReward
-from .registry import ENSEMBLE_METHODS
-from .rewards.shaping import PlainShaper
-from .tasks import get_spec, load_task
-from .train import run_ppo
-from .runtime import configure
-from .files import read_json, read_jsonl
+from ..precision import resolve as resolve_precision
+from ..presets import cpu_run as cpu_rl_defaults, cpu_task
+from ..eval.paired import bootstrap_draws, mean_diff, paired_interval
+from ..eval.plots import plot_gold_vs_kl, plot_overopt_curves
+from ..models import gpu_of, load_policy, load_tokenizer
+from ..ppo.rollout import GenerationSettings, collect
+from ..reward_model.synthetic import SyntheticPrefsConfig, make_synthetic_preferences
+from ..reward_model.train import MANIFEST, RewardTrainConfig, train_reward_models
+from ..rewards import build_reward
+from ..rewards.ensemble import EnsembleReward
+from ..registry import ENSEMBLE_METHODS
+from ..rewards.shaping import PlainShaper
+from ..tasks import get_spec, load_task
+from ..ppo.run import run_ppo
+from ..runtime import configure
+from ..files import read_json, read_jsonl
 
 
 def _rl_defaults() -> RunConfig:

@@ -19,38 +19,17 @@ from pathlib import Path
 
 from rich.console import Console
 
-from .assets import DEFAULT_POLICY, prepare_default_policy
-from .atomic import write_text
-from .config import (LoraConfig, ModelConfig, RiskConfig, RunConfig, TaskConfig, _check,
-                     check_precision, opt, precision_opt)
-from .eval.plots import plot_training_curves
-from .eval.run import EvalConfig, run_eval
-from .sft import SFTConfig, run_sft
-from .train import run_ppo
+from ..assets import DEFAULT_POLICY, prepare_default_policy
+from .. import presets
+from ..atomic import write_text
+from ..config import RiskConfig, RunConfig, _check, check_precision, opt, precision_opt
+from ..eval.plots import plot_training_curves
+from ..eval.run import EvalConfig, run_eval
+from ..sft import SFTConfig, run_sft
+from ..ppo.run import run_ppo
 
-TASK = "drugreview-sentiment"
-
-
-def _sft_defaults() -> SFTConfig:
-    return SFTConfig(learning_rate=5e-4, max_tokens=64, batch_size=8, epochs=1,
-                     model=ModelConfig(lora=LoraConfig(enabled=True)), task=TaskConfig(name=TASK))
-
-
-def cpu_task() -> TaskConfig:
-    """Short prompts and fixed-length completions: 16 prompt tokens, 24 new tokens."""
-    return TaskConfig(name=TASK, prompt_tokens=16, new_tokens=24, min_new_tokens=24)
-
-
-def cpu_rl_defaults() -> RunConfig:
-    """The CPU PPO preset of the demo (and the overopt study): LoRA on the 135M policy."""
-    cfg = RunConfig(threads=2)
-    cfg.model.lora.enabled = True
-    cfg.task = cpu_task()
-    p = cfg.ppo
-    p.learning_rate, p.batch_size, p.mini_batch_size, p.forward_batch_size = 1e-3, 16, 8, 16
-    p.ppo_epochs, p.total_iterations, p.init_kl_coef = 2, 12, 0.05
-    cfg.log.eval_prompts, cfg.log.checkpoint_every = 0, 2
-    return cfg
+TASK = presets.TASK
+cpu_task, cpu_rl_defaults, _sft_defaults = presets.cpu_task, presets.cpu_run, presets.cpu_sft
 
 
 def _eval_defaults() -> EvalConfig:
