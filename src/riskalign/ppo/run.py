@@ -99,44 +99,54 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
                           f"it or --overwrite to replace it")
     trainer, task = build(cfg, select)  # everything is checked before anything is removed
     main_process = int(os.environ.get("RANK", "0")) == 0  # under `accelerate launch`
-    lock = lock_folder(out) if main_process else None  # held until this function returns
-    if main_process:
-        if not has_checkpoint or (overwrite and not resume):
-            clear_run(out)
-        remove_partials(out)
-    if resume is True and not has_checkpoint:
-        print(f"--resume: no checkpoint in {out / 'checkpoints'}; starting a fresh run")
-    resumed = trainer.resume() if resume else False
-    if not trainer.dist.is_main:  # other processes train their share; the main one writes
-        trainer.train()
-        return {}
-    if resumed and trainer.iteration >= trainer.total and (out / "summary.json").is_file():
-        print(f"{out}: the run is already finished ({trainer.total} iterations); nothing to do")
-        lock.close()
-        return read_json(out / "summary.json", "run summary")
-    write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
-    n_eval = min(cfg.log.eval_prompts, len(task.test))
-    before_file = out / "eval_before.json"
-    before = None
-    if n_eval:
-        if resumed and before_file.exists():
-            before = read_json(before_file, "held-out score").get("score_mean")
-        if before is None:
-            before = _held_out_score(trainer, task, n_eval, cfg.seed + 12345)
-            write_text(before_file, json.dumps({"score_mean": before, "prompts": n_eval}))
-        print(f"held-out mean score before: {before:+.4f} ({n_eval} prompts)")
-    t0 = time.perf_counter()
-    start = trainer.iteration
-    with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every,
-                   title, cfg.log.report_to, to_dict(cfg)) as logger:
-        def log(stats: dict) -> None:
-            if on_step:
-                on_step(trainer, stats)
-            logger.log(stats)
+    lock = lock_folder(out) if main_process else None  # held until the run ends
+    try:
+        if main_process:
+            if not has_checkpoint or (overwrite and not resume):
+                clear_run(out)
+            remove_partials(out)
+        if resume is True and not has_checkpoint:
+            print(f"--resume: no checkpoint in {out / 'checkpoints'}; starting a fresh run")
+        resumed = trainer.resume() if resume else False
+        if not trainer.dist.is_main:  # other processes train their share; the main one writes
+            trainer.train()
+            return {}
+        if resumed and trainer.iteration >= trainer.total and (out / "summary.json").is_file():
+            print(f"{out}: the run is already finished ({trainer.total} iterations); "
+                  f"nothing to do")
+            return read_json(out / "summary.json", "run summary")
+        write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
+        n_eval = min(cfg.log.eval_prompts, len(task.test))
+        before_file = out / "eval_before.json"
+        before = None
+        if n_eval:
+            if resumed and before_file.exists():
+                before = read_json(before_file, "held-out score").get("score_mean")
+            if before is None:
+                before = _held_out_score(trainer, task, n_eval, cfg.seed + 12345)
+                write_text(before_file, json.dumps({"score_mean": before, "prompts": n_eval}))
+            print(f"held-out mean score before: {before:+.4f} ({n_eval} prompts)")
+        t0 = time.perf_counter()
+        start = trainer.iteration
+        with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every,
+                       title, cfg.log.report_to, to_dict(cfg)) as logger:
+            def log(stats: dict) -> None:
+                if on_step:
+                    on_step(trainer, stats)
+                logger.log(stats)
 
-        history = trainer.train(on_step=log)
-    elapsed = time.perf_counter() - t0
+            history = trainer.train(on_step=log)
+        elapsed = time.perf_counter() - t0
 
+        return _finish(trainer, task, out, n_eval, before, elapsed, start, history)
+    finally:
+        if lock is not None:
+            lock.close()
+
+
+def _finish(trainer: PPOTrainer, task, out: Path, n_eval: int, before, elapsed: float,
+            start: int, history: list[dict]) -> dict:
+    """Save final/ (atomically), score the held-out prompts after, write summary.json."""
     def write_final(tmp: Path) -> None:
         trainer.policy.save(tmp, merge_lora=True)
         trainer.tokenizer.save_pretrained(str(tmp))
@@ -146,7 +156,8 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
                "seconds_per_iteration": elapsed / max(1, trainer.iteration - start),
                "peak_rss_mb": peak_rss_mb()}
     if n_eval:
-        summary["score_after"] = _held_out_score(trainer, task, n_eval, cfg.seed + 12345)
+        summary["score_after"] = _held_out_score(trainer, task, n_eval,
+                                                 trainer.cfg.seed + 12345)
         print(f"held-out mean score after:  {summary['score_after']:+.4f} ({n_eval} prompts)")
     if history:
         summary["last_train_score"] = history[-1]["score_mean"]
@@ -160,5 +171,4 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
           f"hooks included; before/after scoring excluded), "
           f"peak memory {summary['peak_rss_mb']:.0f} MB; model saved to {out / 'final'}")
     write_text(out / "summary.json", json.dumps(summary, indent=2))
-    lock.close()
     return summary
