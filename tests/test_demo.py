@@ -47,7 +47,7 @@ def test_demo_runs_every_stage_and_resumes(tiny_model_dir, tmp_path, monkeypatch
 def test_partial_override_keeps_the_sections_own_defaults():
     from riskalign.config import load_config
     from riskalign.commands.demo import DemoConfig
-    from riskalign.eval.run import EvalConfig
+    from riskalign.commands.eval import EvalConfig
 
     cfg = load_config(None, ["rl.ppo.total_iterations=20", "eval.task.new_tokens=8"],
                       cls=DemoConfig)

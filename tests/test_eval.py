@@ -136,7 +136,7 @@ def test_eval_cli_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     assert "worst 20% prompts" in (out / "report.md").read_text()
 
     # a rerun reads the cache instead of generating again
-    import riskalign.eval.run as run_mod
+    import riskalign.commands.eval as run_mod
 
     def fail(*a, **k):
         raise AssertionError("generated again")
@@ -150,7 +150,7 @@ def test_eval_cache_notices_a_retrained_model(tiny_model_dir, tmp_path, monkeypa
     import os
     import shutil
 
-    import riskalign.eval.run as run_mod
+    import riskalign.commands.eval as run_mod
 
     model = tmp_path / "m"
     shutil.copytree(tiny_model_dir, model)

@@ -385,7 +385,7 @@ def test_rlaif_bad_inputs_are_one_line_errors(tiny_model_dir, tiny_encoder_dir, 
 
 def test_bad_judge_encoder_is_a_one_line_error_naming_the_field(tmp_path):
     from riskalign.rlaif.config import RLAIFConfig
-    from riskalign.rlaif.pipeline import Pipeline
+    from riskalign.commands.rlaif import Pipeline
 
     cfg = RLAIFConfig(output_dir=str(tmp_path), judge_encoder=str(tmp_path / "no-such-model"))
     with pytest.raises(DataError, match="^judge_encoder: model folder not found") as e:

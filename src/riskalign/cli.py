@@ -75,7 +75,7 @@ def cmd_sft(args) -> None:
 
 
 def cmd_eval(args) -> None:
-    from .eval.run import EvalConfig, run_eval
+    from .commands.eval import EvalConfig, run_eval
 
     seeds = f"[{','.join(str(s) for s in args.seeds)}]" if args.seeds else None
     cfg = _load(args, EvalConfig, seeds=seeds, output_dir=args.output_dir,
@@ -190,7 +190,7 @@ def cmd_overopt(args) -> None:
 
 def cmd_rlaif(args) -> None:
     from .rlaif.config import RLAIFConfig
-    from .rlaif.pipeline import run_rlaif
+    from .commands.rlaif import run_rlaif
 
     if args.stage and "=" in args.stage:  # no stage given, only overrides
         args.overrides, args.stage = [args.stage, *args.overrides], None

@@ -24,7 +24,7 @@ from .. import presets
 from ..atomic import write_text
 from ..config import RiskConfig, RunConfig, _check, check_precision, opt, precision_opt
 from ..eval.plots import plot_training_curves
-from ..eval.run import EvalConfig, run_eval
+from .eval import EvalConfig, run_eval
 from ..sft import SFTConfig, run_sft
 from ..ppo.run import run_ppo
 

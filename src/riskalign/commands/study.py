@@ -35,7 +35,7 @@ from ..config import (ConfigError, RiskConfig, RunConfig, _build, _check, check_
                      check_same_settings, merge_overrides, opt, precision_opt, to_dict)
 from ..presets import cpu_run as cpu_rl_defaults, cpu_sft as _sft_defaults, cpu_task
 from ..eval.plots import plot_tail_during_training
-from ..eval.run import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
+from .eval import EvalConfig, _Models, _raw_result, load_scorer, prepare, summarise
 from ..rewards import PromptScoreCache
 from ..sft import SFTConfig, run_sft
 from ..runtime import configure

@@ -25,12 +25,12 @@ from ..models import ActorCritic, load_causal_lm, load_tokenizer
 from ..ppo.rollout import GenerationSettings
 from ..rewards import build_reward, prompt_scores
 from ..tasks import get_spec, load_task
-from . import metrics as M
-from .paired import compare, paired_matrix, per_prompt
-from .perplexity import generation_perplexity, reference_perplexity
-from .plots import plot_histograms, plot_quantile_curves
-from .report import write_report
-from .sampling import sample_and_score
+from ..eval import metrics as M
+from ..eval.paired import compare, paired_matrix, per_prompt
+from ..eval.perplexity import generation_perplexity, reference_perplexity
+from ..eval.plots import plot_histograms, plot_quantile_curves
+from ..eval.report import write_report
+from ..eval.sampling import sample_and_score
 from ..runtime import configure, default_device
 
 

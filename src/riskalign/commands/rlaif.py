@@ -30,12 +30,12 @@ from ..atomic import write_dir, write_text
 from ..config import to_dict
 from ..reward_model.data import write_preferences
 from ..tasks import DataError, PromptSet
-from .aspects import ASPECTS
-from .chat import load_chat
-from .config import STAGES, RLAIFConfig
-from .constitution import load_constitution
-from .judge import make_judge
-from .prompts import load_prompts, split_prompts
+from ..rlaif.aspects import ASPECTS
+from ..rlaif.chat import load_chat
+from ..rlaif.config import STAGES, RLAIFConfig
+from ..rlaif.constitution import load_constitution
+from ..rlaif.judge import make_judge
+from ..rlaif.prompts import load_prompts, split_prompts
 from ..runtime import configure
 from ..files import read_json, read_jsonl
 
@@ -70,7 +70,7 @@ class Pipeline:
         """The embedding judge's sentence encoder (``judge_encoder``), loaded once; texts are
         cut at 256 tokens (all-MiniLM-L6-v2's limit) so that a follow-up reply after its answer
         is still read."""
-        from .on_topic import SentenceEncoder
+        from ..rlaif.on_topic import SentenceEncoder
 
         if self._encoder is None:
             try:
@@ -100,7 +100,7 @@ class Pipeline:
     def sft_data(self) -> None:
         import torch
 
-        from .critique import critique_and_revise
+        from ..rlaif.critique import critique_and_revise
 
         torch.manual_seed(self.cfg.seed)
         chat = load_chat(self.cfg.policy, "policy", self.cfg)
@@ -128,8 +128,8 @@ class Pipeline:
     def labels(self) -> None:
         import torch
 
-        from .labelling import label_pairs, sample_answer_pairs
-        from .report import labelling_markdown
+        from ..rlaif.labelling import label_pairs, sample_answer_pairs
+        from ..rlaif.report import labelling_markdown
 
         torch.manual_seed(self.cfg.seed)
         policy = load_chat(str(self.out / "sft"), "sft policy", self.cfg)
@@ -168,8 +168,8 @@ class Pipeline:
         """Every judge mode's accuracy on the validation pairs (printed), and the mode to use:
         ``judge_mode``, or with ``auto`` the most accurate (ties: pointwise, logprob,
         generate, embedding)."""
-        from .report import validation_markdown
-        from .validation import judge_accuracy, load_validation
+        from ..rlaif.report import validation_markdown
+        from ..rlaif.validation import judge_accuracy, load_validation
 
         rows, skipped = load_validation(self.cons, self.cfg.judge_validation)
         if skipped:
@@ -233,8 +233,8 @@ class Pipeline:
         from ..ppo.trainer import PPOTrainer, seed_everything
         from ..rewards.ensemble import EnsembleReward
         from ..risk import build_selector
-        from .aspects import AspectShaper, follow_up_replies
-        from .chat import ChatModel
+        from ..rlaif.aspects import AspectShaper, follow_up_replies
+        from ..rlaif.chat import ChatModel
 
         seed_everything(rl.seed)
         tok = load_tokenizer(rl.model.policy)
@@ -261,7 +261,7 @@ class Pipeline:
         run_ppo(rl, resume="auto", title="rlaif ppo", build=self.build_trainer)
 
     def eval(self) -> None:
-        from .evaluate import evaluate
+        from ..rlaif.evaluate import evaluate
 
         evaluate(self)
 
