@@ -220,3 +220,13 @@ def test_the_extending_page_runs(tiny_model_dir, tmp_path, capsys):
     assert len(history) == 2
     assert all(1 <= h["kept"] < 16 and h["wary_mean"] > 1 for h in history)
     assert all(h["kl_coef_mean"] > h["beta"] for h in history)  # c_i > 1 raises the KL coefficient
+
+
+def test_every_public_name_has_a_docstring():
+    import inspect
+
+    for name in riskalign.__all__:
+        obj = getattr(riskalign, name)
+        doc = obj.__doc__ or ""
+        generated = inspect.isclass(obj) and doc.startswith(f"{obj.__name__}(")  # dataclass's
+        assert doc.strip() and not generated, name

@@ -35,6 +35,9 @@ from .tasks.base import PromptSet
 
 @dataclass
 class TrainResult:
+    """What ``train`` returns: the trainer (with the trained policy), the run's summary and
+    its output folder."""
+
     trainer: PPOTrainer   # the trained policy is trainer.policy; its tokenizer trainer.tokenizer
     summary: dict         # what summary.json holds: iterations, scores before/after, timings
     output_dir: str       # logs, checkpoints and the final model (final/)

@@ -266,6 +266,9 @@ class LogConfig:
 
 @dataclass
 class RunConfig:
+    """Everything one PPO run needs: seed, output folder, model, task, reward, PPO, risk and
+    logging sections (``riskalign ppo --help-config`` lists every key with its help)."""
+
     seed: int = opt(0, "Seed for data order, sampling and initialisation.")
     output_dir: str = opt("runs/ppo", "Where logs, checkpoints and the final model go.")
     threads: int | None = opt(None, "torch CPU threads (default: torch's choice).")

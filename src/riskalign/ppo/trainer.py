@@ -98,6 +98,12 @@ def total_iterations(cfg: RunConfig, n_prompts: int) -> int:
 
 
 class PPOTrainer:
+    """The PPO loop (module docstring: one iteration step by step). Built from a config, an
+    ``ActorCritic`` policy, a frozen reference LM (None with LoRA), a tokenizer, a reward (a
+    plain source or a ``RewardShaper``), the training prompts, generation settings and an
+    optional selector; ``train()`` runs to ``total`` iterations, ``resume()`` continues from
+    the latest checkpoint. ``riskalign.make_trainer`` builds one from your own objects."""
+
     def __init__(self, cfg: RunConfig, policy: ActorCritic, ref, tokenizer, reward,
                  prompts: list[str], gen: GenerationSettings, select: Selector | None = None,
                  generator: Generator | None = None):

@@ -36,6 +36,9 @@ from .base import RewardError, checked_scores
 
 @dataclass
 class ShapedReward:
+    """What a shaper returns for a batch: scores [B] and optional per-sample KL scales c_i and
+    policy-loss weights w_i [B], plus numbers to log."""
+
     scores: torch.Tensor                      # [B] task score, added on the last token
     kl_scale: torch.Tensor | None = None      # [B] c_i, multiplies beta
     weight: torch.Tensor | None = None        # [B] w_i, multiplies the policy-gradient term

@@ -17,6 +17,8 @@ RewardFn = Callable[[list[str], list[str]], Sequence[float]]
 
 
 class WeightedSum:
+    """sum_k w_k f_k(prompts, completions) over reward callables (weights default to 1)."""
+
     def __init__(self, functions: Sequence[RewardFn], weights: Sequence[float] | None = None):
         if not functions:
             raise ValueError("reward: give at least one reward function")

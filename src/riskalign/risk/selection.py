@@ -26,6 +26,9 @@ from .schedule import soft_risk_batch_size
 
 
 class Selector(Protocol):
+    """``select(iteration, rollout, rewards, dist) -> (keep, stats)``: see the module
+    docstring."""
+
     def __call__(self, iteration: int, rollout, rewards: torch.Tensor, dist
                  ) -> tuple[torch.Tensor, dict]: ...
 
