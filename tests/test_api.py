@@ -230,3 +230,61 @@ def test_every_public_name_has_a_docstring():
         doc = obj.__doc__ or ""
         generated = inspect.isclass(obj) and doc.startswith(f"{obj.__name__}(")  # dataclass's
         assert doc.strip() and not generated, name
+
+
+@pytest.mark.parametrize("keep,message", [
+    (torch.tensor([], dtype=torch.long), "kept no trajectory"),
+    ([0, 0], "index twice"),
+    (torch.tensor([99]), "outside the batch of 8"),
+    (torch.tensor([0.5]), "integer indices"),
+])
+def test_a_selector_that_returns_nonsense_is_named(tiny_model_dir, tmp_path, keep, message):
+    def select(iteration, rollout, rewards, dist):
+        return keep, {}
+
+    trainer = riskalign.make_trainer(tiny_model_dir, brevity, PROMPTS, tiny_config(tmp_path),
+                                     selector=select)
+    with pytest.raises(ValueError, match=message):
+        trainer.step()
+
+
+def test_a_mask_selects_and_clashing_stats_are_refused(tiny_model_dir, tmp_path):
+    mask = torch.tensor([True, False] * 4)
+    trainer = riskalign.make_trainer(tiny_model_dir, brevity, PROMPTS, tiny_config(tmp_path),
+                                     selector=lambda i, ro, r, d: (mask, {}))
+    assert trainer.step()["kept"] == 4
+    trainer.select = lambda i, ro, r, d: (mask, {"kl": 1.0})
+    with pytest.raises(ValueError, match="selector's stats name 'kl'"):
+        trainer.step()
+
+
+def test_a_shaper_that_returns_nonsense_is_named(tiny_model_dir, tmp_path):
+    from riskalign.rewards import RewardError
+
+    def shaper(prompts, completions):
+        return ShapedReward(torch.zeros(len(prompts)), weight=-torch.ones(len(prompts)))
+
+    trainer = riskalign.make_trainer(tiny_model_dir, riskalign.FunctionShaper(shaper), PROMPTS,
+                                     tiny_config(tmp_path))
+    with pytest.raises(RewardError, match="weight is -1.0 for sample 0; it must be finite and"):
+        trainer.step()
+
+
+def test_model_objects_with_lora_and_the_recorded_config(tiny_model_dir, tmp_path):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from riskalign.models import ActorCritic
+
+    tok = AutoTokenizer.from_pretrained(tiny_model_dir)
+    lm = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    trainer = riskalign.make_trainer(ActorCritic(lm), brevity, PROMPTS, tiny_config(tmp_path),
+                                     tokenizer=tok)
+    assert trainer.policy.is_lora and trainer.ref is None
+    trainer.step()
+    with pytest.raises(ValueError, match="a list of prompts, not one string"):
+        riskalign.make_trainer(tiny_model_dir, brevity, "one prompt", tiny_config(tmp_path))
+    result = riskalign.train(tiny_model_dir, brevity, PROMPTS, tiny_config(tmp_path / "r", 1),
+                             eval_prompts=PROMPTS[:4])
+    saved = json.loads((tmp_path / "r" / "config.json").read_text())
+    assert saved["model"]["policy"] == tiny_model_dir  # the model trained, not the default
+    assert isinstance(result.summary["score_before"], float)  # eval_prompts given: scored

@@ -46,6 +46,11 @@ class TrainResult:
 def as_prompts(prompts: Any, field: str = "prompts") -> list[str]:
     """A list of prompt strings from a list, or from a ``datasets.Dataset`` (its 'prompt'
     column)."""
+    if isinstance(prompts, str):
+        raise ValueError(f"{field}: give a list of prompts, not one string")
+    if isinstance(getattr(prompts, "column_names", None), dict):  # a DatasetDict
+        raise ValueError(f"{field}: a DatasetDict holds several splits; pass one, e.g. "
+                         f"dataset['train']")
     if hasattr(prompts, "column_names"):  # a datasets.Dataset
         if "prompt" not in prompts.column_names:
             raise ValueError(f"{field}: the dataset has no 'prompt' column (columns: "
@@ -83,24 +88,33 @@ def _policy(model: Any, config: RunConfig, ref_model=None):
     if isinstance(model, str):
         config.model.policy = model
         policy, ref = load_policy(config.model)
-        return policy, ref_model if ref_model is not None else ref
+        if ref_model is not None:
+            ref = ref_model.requires_grad_(False).eval()
+        return policy, ref
     lm = model.lm if isinstance(model, ActorCritic) else model
     if not hasattr(lm, "config") or not hasattr(lm.config, "hidden_size"):
         raise ValueError(f"model must be a name, a folder or a transformers causal LM; got "
                          f"{type(model).__name__}")
     ref = ref_model
     if config.model.lora.enabled:
+        if hasattr(lm, "peft_config"):
+            raise ValueError("model: it already has peft adapters; pass the base model, or set "
+                             "config.model.lora.enabled = False to train the adapters it has")
         lm = apply_lora(lm, config.model.lora)
     elif ref is None:
-        ref = copy.deepcopy(lm)
+        ref = copy.deepcopy(lm)  # the weights as given are the KL reference
     if ref is not None:
         ref.requires_grad_(False).eval()
-    return (model if isinstance(model, ActorCritic) else ActorCritic(lm)), ref
+    if isinstance(model, ActorCritic):
+        model.lm = lm
+        return model, ref
+    return ActorCritic(lm), ref
 
 
 def make_trainer(model: Any, reward: Any, prompts: Any, config: RunConfig | None = None, *,
                  tokenizer=None, ref_model=None, reward_weights: Sequence[float] | None = None,
-                 ensemble_method: str = "mean", selector: Callable | None = None) -> PPOTrainer:
+                 ensemble_method: str | None = None, selector: Callable | None = None
+                 ) -> PPOTrainer:
     """A ready ``PPOTrainer`` (call ``.train()``); ``train`` below also logs, checkpoints and
     saves.
 
@@ -109,7 +123,10 @@ def make_trainer(model: Any, reward: Any, prompts: Any, config: RunConfig | None
     and the reference is the model with them switched off, else a frozen copy (or
     ``ref_model``). reward: see ``as_reward``. prompts: a list of strings or a
     ``datasets.Dataset`` with a 'prompt' column. config: a ``RunConfig`` (default: the
-    paper's settings); its task section sets new_tokens and min_new_tokens. selector:
+    paper's settings); its task section sets new_tokens and min_new_tokens. ensemble_method:
+    how an ensemble's members combine (default ``config.reward.ensemble_method``). A model
+    object is trained in place, and without LoRA a copy of it as given is the KL reference:
+    to resume with one, pass the original weights as ``ref_model``. selector:
     ``(iteration, rollout, rewards, dist) -> (keep, stats)``; default: what ``config.risk``
     asks for (RA-RLHF's soft-risk tail when risk.alpha < 1).
     """
@@ -131,7 +148,8 @@ def make_trainer(model: Any, reward: Any, prompts: Any, config: RunConfig | None
         raise ConfigError(f"task.min_new_tokens must be <= new_tokens ({new}), got {min_new}")
     longest = max(len(tokenizer(p, add_special_tokens=False).input_ids) for p in prompts)
     check_context(tokenizer, longest + new, "the longest prompt + task.new_tokens")
-    shaped = as_reward(reward, reward_weights, config, ensemble_method)
+    shaped = as_reward(reward, reward_weights, config,
+                       ensemble_method or config.reward.ensemble_method)
     policy, ref = _policy(model, config, ref_model)
     gen = GenerationSettings(new, min_new, config.ppo.temperature, config.ppo.top_k,
                              config.ppo.top_p)
@@ -144,17 +162,20 @@ def task_prompts(task: str = "drugreview-sentiment", split: str = "train",
                  model: str = "smollm2-135m", n: int | None = None,
                  prompt_tokens: int | None = None) -> list[str]:
     """Prompts of a built-in task (``riskalign.tasks``), cut to ``prompt_tokens`` tokens of
-    ``model``'s tokenizer (default: the task's), the first ``n`` of the split."""
+    ``model``'s tokenizer (default: the task's), the first ``n`` of the split (all of them
+    when ``n`` is None)."""
     from .config import TaskConfig
     from .tasks import load_task
 
+    if split not in ("train", "test"):
+        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    if n is not None and n < 1:
+        raise ValueError(f"n must be >= 1 or None, got {n}")
     cfg = TaskConfig(name=task, prompt_tokens=prompt_tokens)
     cfg.validate("task")
     loaded = load_task(cfg, load_tokenizer(model))
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     texts = (loaded.train if split == "train" else loaded.test).texts
-    return texts[:n] if n else texts
+    return texts[:n] if n is not None else texts
 
 
 def train(model: Any, reward: Any, prompts: Any, config: RunConfig | None = None, *,
@@ -169,6 +190,8 @@ def train(model: Any, reward: Any, prompts: Any, config: RunConfig | None = None
 
     config = copy.deepcopy(config) if config is not None else RunConfig()
     held_out = as_prompts(eval_prompts, "eval_prompts") if eval_prompts is not None else []
+    if held_out and config.log.eval_prompts == 0:  # asked for: scored, whatever the preset says
+        config.log.eval_prompts = len(held_out)
     built = {}
 
     def build(cfg, select):

@@ -33,10 +33,23 @@ def cpu_sft() -> SFTConfig:
                      model=ModelConfig(lora=LoraConfig(enabled=True)), task=TaskConfig(name=TASK))
 
 
+def chat_run() -> RunConfig:
+    """RLAIF's PPO on the 135M chat model: as ``cpu_run`` (LoRA, 12 iterations of 16 prompts)
+    with sampling temperature 0.7 and the task section left at its defaults (RLAIF brings its
+    own prompts)."""
+    cfg = RunConfig(threads=2)
+    cfg.model.lora.enabled = True
+    p = cfg.ppo
+    p.learning_rate, p.batch_size, p.mini_batch_size, p.forward_batch_size = 1e-3, 16, 8, 16
+    p.ppo_epochs, p.total_iterations, p.init_kl_coef, p.temperature = 2, 12, 0.05, 0.7
+    cfg.log.eval_prompts, cfg.log.checkpoint_every = 0, 2
+    return cfg
+
+
 def chat_sft() -> SFTConfig:
     """Chat SFT for RLAIF's constitutional revisions: 160 tokens, 2 epochs, LoRA."""
     return SFTConfig(learning_rate=5e-4, max_tokens=160, batch_size=8, epochs=2,
                      model=ModelConfig(lora=LoraConfig(enabled=True)))
 
 
-__all__ = ["TASK", "chat_sft", "cpu_run", "cpu_sft", "cpu_task"]
+__all__ = ["TASK", "chat_run", "chat_sft", "cpu_run", "cpu_sft", "cpu_task"]

@@ -227,7 +227,7 @@ class Pipeline:
         return rl
 
     def build_trainer(self, rl, select):
-        """The PPO trainer with the aspect shaper (``train.run_ppo``'s ``build`` hook)."""
+        """The PPO trainer with the aspect shaper (``ppo.run.run_ppo``'s ``build`` hook)."""
         from ..models import load_policy, load_tokenizer
         from ..ppo.rollout import GenerationSettings
         from ..ppo.trainer import PPOTrainer, seed_everything

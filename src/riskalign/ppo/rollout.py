@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 import torch
 
 from ..models import ActorCritic, reference_logprobs
-from ..rewards.shaping import RewardShaper
+from ..rewards.shaping import RewardShaper, checked_shaped
 from .generation import GenerationSettings, Generator, HFGenerator
 
 
@@ -94,7 +94,7 @@ def collect(policy: ActorCritic, ref, tokenizer, shaper: RewardShaper, prompts: 
         policy, tokenizer, prompts, settings, forward_batch_size)
     t1 = time.perf_counter()
     completions = decode_completions(tokenizer, input_ids, mask)
-    shaped = shaper(prompts, completions)
+    shaped = checked_shaped(shaper(prompts, completions), len(prompts))
     t2 = time.perf_counter()
     T = mask.shape[1]
     logprobs, values, entropy, ref_logprobs = [], [], [], []

@@ -115,7 +115,7 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
             print(f"{out}: the run is already finished ({trainer.total} iterations); "
                   f"nothing to do")
             return read_json(out / "summary.json", "run summary")
-        write_text(out / "config.json", json.dumps(to_dict(cfg), indent=2))
+        write_text(out / "config.json", json.dumps(to_dict(trainer.cfg), indent=2))
         n_eval = min(cfg.log.eval_prompts, len(task.test))
         before_file = out / "eval_before.json"
         before = None
@@ -129,7 +129,7 @@ def run_ppo(cfg: RunConfig, resume: bool | str = False, select=None, title: str 
         t0 = time.perf_counter()
         start = trainer.iteration
         with RunLogger(out, trainer.total, start, cfg.log.tensorboard, cfg.log.every,
-                       title, cfg.log.report_to, to_dict(cfg)) as logger:
+                       title, cfg.log.report_to, to_dict(trainer.cfg)) as logger:
             def log(stats: dict) -> None:
                 if on_step:
                     on_step(trainer, stats)

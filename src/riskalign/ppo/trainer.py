@@ -64,6 +64,27 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def checked_keep(keep, n: int, device) -> torch.Tensor:
+    """A selector's answer as ascending unique indices (LongTensor) into a batch of ``n``; a
+    boolean mask or a list is accepted, anything else out of range is a ``ValueError``."""
+    try:
+        keep = torch.as_tensor(keep, device=device)
+    except (TypeError, ValueError, RuntimeError):
+        raise ValueError(f"the selector returned {type(keep).__name__}, not indices") from None
+    if keep.dtype == torch.bool:
+        if keep.shape != (n,):
+            raise ValueError(f"the selector's mask has shape {tuple(keep.shape)}, not ({n},)")
+        keep = keep.nonzero().flatten()
+    if keep.numel() and (keep.dtype.is_floating_point or keep.dim() != 1):
+        raise ValueError("the selector must return a 1-D tensor of integer indices")
+    keep = keep.long().flatten()
+    if keep.numel() and (keep.min() < 0 or keep.max() >= n):
+        raise ValueError(f"the selector returned an index outside the batch of {n}")
+    if len(keep.unique()) != len(keep):
+        raise ValueError("the selector returned an index twice")
+    return keep.sort().values
+
+
 class PromptStream:
     """Seeded passes over the prompts: epoch e uses permutation randperm(n, seed + e)."""
 
@@ -155,6 +176,10 @@ class PPOTrainer:
                                            ro.response_mask, kl_coef)
         keep, select_stats = (self.select(self.iteration, ro, rewards, self.dist) if self.select
                               else (torch.arange(len(ro), device=ro.scores.device), {}))
+        keep = checked_keep(keep, len(ro), ro.scores.device)
+        if int(self.dist.reduce(torch.tensor(len(keep), device=self.dist.device))) == 0:
+            raise ValueError(f"the selector kept no trajectory at iteration {self.iteration}; "
+                             f"it must keep at least one")
         self.last_rollout = ro
         full_mask = ro.response_mask.float()
         advantages, returns = compute_gae(rewards, ro.values, full_mask, p.gamma, p.lam)
@@ -189,9 +214,14 @@ class PPOTrainer:
             value_explained_var_batch=fit_batch.item(),
             entropy=entropy.item(),
             response_len=ro.response_mask.sum(1).float().mean().item(),
-            **select_stats, **ro.reward_stats,
             **{f"time_{k}": v for k, v in timings.items()},
             time_total=time.perf_counter() - t_start)
+        for source, extra in (("selector", select_stats), ("reward shaper", ro.reward_stats)):
+            clash = sorted(set(extra) & set(stats))
+            if clash:
+                raise ValueError(f"the {source}'s stats name {clash[0]!r}, which the trainer "
+                                 f"logs itself; choose another name")
+            stats.update(extra)
         return stats
 
     def _fit(self, returns: torch.Tensor, values: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

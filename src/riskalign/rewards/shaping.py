@@ -98,6 +98,31 @@ class FunctionShaper(RewardShaper):
         return out
 
 
+def checked_shaped(shaped, n: int) -> ShapedReward:
+    """Insist on a ``ShapedReward`` with finite scores [n] and, when given, finite non-negative
+    ``kl_scale`` and ``weight`` [n] (tensors); a ``RewardError`` names what is wrong."""
+    where = f"batch of {n}"
+    if not isinstance(shaped, ShapedReward):
+        raise RewardError(f"reward shaper returned {type(shaped).__name__}, not a ShapedReward",
+                          where)
+    for name in ("scores", "kl_scale", "weight"):
+        t = getattr(shaped, name)
+        if t is None and name != "scores":
+            continue
+        if not isinstance(t, torch.Tensor) or t.shape != (n,):
+            shape = tuple(t.shape) if isinstance(t, torch.Tensor) else type(t).__name__
+            raise RewardError(f"reward shaper's {name} must be a tensor of shape ({n},), got "
+                              f"{shape}", where)
+        bad = (~torch.isfinite(t)) if name == "scores" else (~torch.isfinite(t)) | (t < 0)
+        if bad.any():
+            i = int(bad.nonzero()[0])
+            raise RewardError(f"reward shaper's {name} is {t[i].item()} for sample {i}; it must "
+                              f"be finite" + ("" if name == "scores" else " and >= 0"), where)
+    if not isinstance(shaped.stats, dict):
+        raise RewardError("reward shaper's stats must be a dict", where)
+    return shaped
+
+
 def as_shaper(reward) -> RewardShaper:
     """A shaper as is; any plain reward source wrapped in ``PlainShaper``."""
     return reward if isinstance(reward, RewardShaper) else PlainShaper(reward)
@@ -110,7 +135,11 @@ def load_shaper(spec: str) -> RewardShaper:
 
     obj = import_function(spec, "reward.shaper")
     if isinstance(obj, type):
-        obj = obj()
+        try:
+            obj = obj()
+        except Exception as e:
+            raise ValueError(f"reward.shaper: {spec}() raised {type(e).__name__}: {e} (a class "
+                             f"named here is built with no arguments)") from None
     return obj if isinstance(obj, RewardShaper) else FunctionShaper(obj)
 
 

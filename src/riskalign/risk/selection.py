@@ -122,5 +122,11 @@ def build_selector(cfg: RunConfig, n_prompts: int, reward=None):
         from ..rewards.python_fn import import_function
 
         obj = import_function(cfg.risk.selector, "risk.selector")
-        return obj() if isinstance(obj, type) else obj
+        if not isinstance(obj, type):
+            return obj
+        try:
+            return obj()
+        except Exception as e:
+            raise ValueError(f"risk.selector: {cfg.risk.selector}() raised {type(e).__name__}: "
+                             f"{e} (a class named here is built with no arguments)") from None
     return SELECTORS.builder(cfg.risk.selector)(cfg, n_prompts, reward)

@@ -12,7 +12,7 @@ from ..assets import DEFAULT_POLICY
 from ..config import (RunConfig, _check, check_precision, opt,
                       precision_opt)
 from ..reward_model.train import RewardTrainConfig
-from ..presets import chat_sft
+from ..presets import chat_run, chat_sft
 from ..sft import SFTConfig
 
 STAGES = ("prompts", "sft-data", "sft", "labels", "reward", "ppo", "eval")
@@ -21,17 +21,6 @@ STAGES = ("prompts", "sft-data", "sft", "labels", "reward", "ppo", "eval")
 def _reward_defaults() -> RewardTrainConfig:
     return RewardTrainConfig(epochs=3, learning_rate=1e-4, max_length=192, batch_size=16,
                              eval_fraction=0.15)
-
-
-def _rl_defaults() -> RunConfig:
-    """LoRA PPO on the 135M chat model, 12 iterations of 16 prompts (as the CPU demo)."""
-    cfg = RunConfig(threads=2)
-    cfg.model.lora.enabled = True
-    p = cfg.ppo
-    p.learning_rate, p.batch_size, p.mini_batch_size, p.forward_batch_size = 1e-3, 16, 8, 16
-    p.ppo_epochs, p.total_iterations, p.init_kl_coef, p.temperature = 2, 12, 0.05, 0.7
-    cfg.log.eval_prompts, cfg.log.checkpoint_every = 0, 2
-    return cfg
 
 
 @dataclass
@@ -91,7 +80,7 @@ class RLAIFConfig:
                                       metadata={"help": "Aspect reward-model settings; data, "
                                                      "output_dir, seed and ensemble (1) are set "
                                                      "by the pipeline."})
-    rl: RunConfig = field(default_factory=_rl_defaults,
+    rl: RunConfig = field(default_factory=chat_run,
                           metadata={"help": "PPO settings (risk.alpha < 1 adds "
                                             "RA-RLHF); model.policy, seed and output_dir are set "
                                             "by the pipeline, the answer length by "
