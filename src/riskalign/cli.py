@@ -201,37 +201,15 @@ def cmd_rlaif(args) -> None:
 
 
 def cmd_generate(args) -> None:
-    import torch
-
-    from .models import ActorCritic, check_context, load_causal_lm, load_tokenizer
-    from .ppo.rollout import GenerationSettings
-    from .eval.sampling import sample_and_score
-    from .rewards import build_reward
-    from .config import RewardConfig
+    from .commands.generate import generate
 
     try:
         prompts = args.prompt or [ln.rstrip("\n") for ln in sys.stdin if ln.strip()]
     except UnicodeDecodeError:
         raise ValueError("standard input is not UTF-8 text") from None
-    if not prompts:
-        raise ValueError("give --prompt or prompts on standard input")
-    empty = [i for i, p in enumerate(prompts, start=1) if not p.strip()]
-    if empty:
-        raise ValueError(f"--prompt: prompt {empty[0]} is empty")
-    if args.max_new_tokens < 1:
-        raise ValueError(f"--max-new-tokens must be >= 1, got {args.max_new_tokens}")
-    if not args.temperature > 0:
-        raise ValueError(f"--temperature must be > 0, got {args.temperature}")
-    tok = load_tokenizer(args.model)
-    longest = max(len(tok(p, add_special_tokens=False).input_ids) for p in prompts)
-    check_context(tok, longest + args.max_new_tokens, "the longest prompt + --max-new-tokens")
-    policy = ActorCritic(load_causal_lm(args.model))
-    gen = GenerationSettings(args.max_new_tokens, 0, args.temperature)
-    reward = build_reward(RewardConfig(kind=args.reward)) if args.reward else None
-    completions, scores = sample_and_score(policy, tok, reward or (lambda p, c: torch.zeros(len(p))),
-                                           prompts, gen, 16, args.seed)
-    for p, c, s in zip(prompts, completions, scores.tolist()):
-        print(json.dumps({"prompt": p, "completion": c, **({"score": s} if reward else {})}))
+    for row in generate(args.model, prompts, args.max_new_tokens, args.temperature,
+                        args.reward, args.seed):
+        print(json.dumps(row))
 
 
 class _Subcommands:
