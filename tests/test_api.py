@@ -288,3 +288,15 @@ def test_model_objects_with_lora_and_the_recorded_config(tiny_model_dir, tmp_pat
     saved = json.loads((tmp_path / "r" / "config.json").read_text())
     assert saved["model"]["policy"] == tiny_model_dir  # the model trained, not the default
     assert isinstance(result.summary["score_before"], float)  # eval_prompts given: scored
+
+
+def test_the_cpu_yaml_is_the_cpu_preset():
+    """configs/cpu.yaml is presets.cpu_run() for the command line: the same model, task and PPO
+    settings (it adds held-out scoring and its own output folder)."""
+    from riskalign.config import load_config, to_dict
+
+    yaml_cfg, preset = to_dict(load_config(REPO / "configs" / "cpu.yaml")), to_dict(presets.cpu_run())
+    for section in ("model", "ppo", "risk", "seed", "threads"):
+        assert yaml_cfg[section] == preset[section], section
+    for key in ("name", "prompt_tokens", "new_tokens", "min_new_tokens"):
+        assert yaml_cfg["task"][key] == preset["task"][key], key
