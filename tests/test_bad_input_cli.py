@@ -184,6 +184,8 @@ CASES = [
     ("output below a file", [*RUN, "output_dir={work}/a-file/run"], "which is a file", None),
     ("sft output is a file", ["sft", "model.policy={model}", "output_dir={work}/a-file"],
      "is a file, not a folder", None),
+    ("sft output holds other files", ["sft", "model.policy={model}", "output_dir={work}/drug"],
+     "holds files but no model", None),
 ]
 
 

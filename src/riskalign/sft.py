@@ -124,6 +124,10 @@ def encode_pairs(tok, pairs: list[tuple[str, str]], max_tokens: int
 def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
     """Fine-tune and save the model (merged when LoRA is used) to ``cfg.output_dir``; the folder
     appears only once it is complete."""
+    out = Path(cfg.output_dir)
+    if out.is_dir() and any(out.iterdir()) and not (out / "config.json").is_file():
+        raise DataError(f"output_dir {out} holds files but no model; SFT replaces the whole "
+                        f"folder with the model, so give an empty or new folder")
     configure(threads, cfg.precision)
     random.seed(cfg.seed)
     torch.manual_seed(cfg.seed)
@@ -155,7 +159,6 @@ def run_sft(cfg: SFTConfig, threads: int | None = None) -> Path:
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt_.step()
         losses.append(loss.item())
-    out = Path(cfg.output_dir)
     if not dist.is_main:
         return out
     if cfg.model.lora.enabled:
