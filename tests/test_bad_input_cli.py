@@ -212,10 +212,6 @@ def test_bad_input_ends_in_one_line(work, tiny_model_dir, tmp_path, monkeypatch,
     assert not (work / "a-file").is_dir()
 
 
-def test_enough_cases():
-    assert len(CASES) >= 30
-
-
 def test_debug_shows_the_traceback(work, tiny_model_dir, tmp_path, monkeypatch):
     monkeypatch.chdir(work)
     argv = [a.format(model=tiny_model_dir) for a in RUN]
