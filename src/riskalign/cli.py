@@ -10,6 +10,8 @@ import sys
 import time
 from pathlib import Path
 
+from .files import one_line
+
 # The hub stays reachable (model.policy=gpt2 downloads when the network allows); the offline
 # defaults are local folders and never ask it. HF_HUB_OFFLINE=1 makes a missing hub id fail at
 # once instead of after retries.
@@ -310,15 +312,9 @@ def build_parser() -> argparse.ArgumentParser:
     return ap
 
 
-def _one_line(e: BaseException) -> str:
-    """An exception as one line: its message's first line, or its type."""
-    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
-    return lines[0] if lines else type(e).__name__
-
-
 def _os_message(e: OSError) -> str:
     where = e.filename if e.filename is not None else ""
-    reason = e.strerror or _one_line(e)
+    reason = e.strerror or one_line(e)
     return f"{where}: {reason}" if where else reason
 
 
@@ -364,7 +360,7 @@ def main(argv: list[str] | None = None) -> int:
         if debug:
             raise
         text = (_os_message(e) if isinstance(e, OSError) and not isinstance(e, MissingModelError)
-                else _one_line(e))
+                else one_line(e))
         print(f"riskalign: error: {text}", file=sys.stderr)
         return 2
     return 0

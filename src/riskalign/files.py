@@ -46,7 +46,12 @@ def read_jsonl(path: str | Path, what: str = "file", torn_tail: bool = False) ->
     """One JSON object per non-empty line. With ``torn_tail``, a last line that does not parse
     (a write cut short) is dropped instead of raising."""
     p = Path(path)
-    lines = read_text(p, what).splitlines()
+    return parse_jsonl(read_text(p, what), f"{what} {p}", torn_tail)
+
+
+def parse_jsonl(text: str, where: str, torn_tail: bool = False) -> list[dict]:
+    """The JSON objects of ``text``, one per non-empty line; errors start with ``where``."""
+    lines = text.splitlines()
     rows = []
     for n, line in enumerate(lines, start=1):
         if not line.strip():
@@ -56,9 +61,15 @@ def read_jsonl(path: str | Path, what: str = "file", torn_tail: bool = False) ->
         except json.JSONDecodeError as e:
             if torn_tail and n == len(lines):
                 break
-            raise FileFormatError(f"{what} {p} line {n}: invalid JSON ({e.msg})") from None
+            raise FileFormatError(f"{where} line {n}: invalid JSON ({e.msg})") from None
         if not isinstance(row, dict):
-            raise FileFormatError(f"{what} {p} line {n}: expected a JSON object, got "
+            raise FileFormatError(f"{where} line {n}: expected a JSON object, got "
                                   f"{type(row).__name__}")
         rows.append(row)
     return rows
+
+
+def one_line(e: BaseException) -> str:
+    """An exception as one line: its message's first line, or its type."""
+    lines = [x.strip() for x in str(e).splitlines() if x.strip()]
+    return lines[0] if lines else type(e).__name__

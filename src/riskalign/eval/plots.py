@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
@@ -10,6 +9,8 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+
+from ..files import read_jsonl  # noqa: E402
 
 
 def _save(fig, path: Path, dpi: int) -> None:
@@ -68,16 +69,12 @@ def plot_histograms(prompt_scores: list[float], rewards: dict[str, list[float]],
     _save(fig, path, 110)
 
 
-def _read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(ln) for ln in Path(path).read_text().splitlines() if ln.strip()]
-
-
 def plot_training_curves(runs: dict[str, list[Path]], path: Path) -> None:
     """Training score per iteration, mean over each run's seeds: the whole batch (solid) and,
     where a tail was selected, the kept trajectories (dashed)."""
     fig, ax = plt.subplots(figsize=(6.4, 4.0))
     for i, (name, files) in enumerate(runs.items()):
-        logs = [_read_jsonl(f) for f in files if Path(f).exists()]
+        logs = [read_jsonl(f, "metrics log", torn_tail=True) for f in files if Path(f).exists()]
         if not logs:
             continue
         n = min(len(log) for log in logs)

@@ -13,15 +13,11 @@ import math
 import random
 from pathlib import Path
 
+from ..files import FileFormatError, one_line, parse_jsonl
 from .base import DataError, Example
 
 EXTENSIONS = (".csv", ".tsv", ".jsonl", ".json", ".parquet")
 _SUBDIRS = ("", "plain_text", "data")
-
-
-def _one_line(e: BaseException) -> str:
-    lines = [s.strip() for s in str(e).splitlines() if s.strip()]
-    return lines[0] if lines else type(e).__name__
 
 
 def _missing_to_none(v, na):
@@ -38,18 +34,10 @@ def _read_json(path: Path, text: str) -> list:
             if not isinstance(row, dict):
                 raise DataError(f"{path}: item {i} of the JSON list is not an object")
         return rows
-    rows = []
-    for n, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as e:
-            raise DataError(f"{path} line {n}: invalid JSON ({e.msg})") from None
-        if not isinstance(row, dict):
-            raise DataError(f"{path} line {n}: expected a JSON object, got {type(row).__name__}")
-        rows.append(row)
-    return rows
+    try:
+        return parse_jsonl(text, str(path))
+    except FileFormatError as e:
+        raise DataError(str(e)) from None
 
 
 def _read_table(path: Path, ext: str) -> list[dict]:
@@ -82,7 +70,7 @@ def read_records(path) -> list[dict]:
     except DataError:
         raise
     except Exception as e:  # pandas/pyarrow/unicode/OS errors: all mean "cannot read this file"
-        raise DataError(f"{path}: cannot read {ext[1:]} file ({_one_line(e)})") from None
+        raise DataError(f"{path}: cannot read {ext[1:]} file ({one_line(e)})") from None
     if not rows:
         raise DataError(f"{path}: empty file (no records)")
     return rows
