@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,11 +69,13 @@ class OveroptConfig:
     seeds: list[int] = opt([0, 1, 2], "Training seeds; each runs every method (seed s also "
                                       "samples the held-out figures with seed s + 777).")
     kl_match: bool = opt(True, "Also run adaptive at a KL matched to mean's (needs both "
-                               "methods): its initial KL coefficient is rescaled by the ratio "
-                               "of training KLs until its final training KL is within "
+                               "methods): its initial KL coefficient is rescaled from training "
+                               "KLs (by their ratio, then by log-log interpolation once mean's "
+                               "is bracketed) until its final training KL is within "
                                "kl_tolerance of mean's (never chosen from gold).")
     kl_tolerance: float = opt(0.2, "Relative tolerance of the KL match.")
-    kl_match_tries: int = opt(3, "Most extra runs per seed for the KL match (0: no KL match).")
+    kl_match_tries: int = opt(4, "Most extra runs per seed for the KL match (0: no KL match); "
+                              "may be raised for a folder already run: it only adds tries.")
     threads: int = opt(2, "torch CPU threads.")
     precision: str = precision_opt()
     prefs: SyntheticPrefsConfig = field(
@@ -127,17 +130,15 @@ class HeldOutProbe:
                 "heldout_gold_per_prompt": ro.scores.tolist()}
 
 
+# Options a study folder may take new values of: they change no finished run, only add runs.
+_MAY_CHANGE = ("output_dir", "threads", "seeds", "methods", "kl_match_tries")
+
+
 def run_overopt(cfg: OveroptConfig) -> dict:
     console = Console()
     out = Path(cfg.output_dir)
     out.mkdir(parents=True, exist_ok=True)
-    settings = out / "settings.json"  # every stage is reused by file: only with these settings
-    now = {k: v for k, v in to_dict(cfg).items()
-           if k not in ("output_dir", "threads", "seeds", "methods")}  # those may grow
-    now["precision"] = resolve_precision(cfg.precision)
-    check_same_settings(read_json(settings, "study settings") if settings.exists() else None, now,
-                        str(out), defaults=to_dict(OveroptConfig()))
-    write_text(settings, json.dumps(now, indent=2))
+    _check_settings(out, cfg)
     t_all = time.perf_counter()
     stages = 2 + len(cfg.seeds)
 
@@ -190,6 +191,19 @@ def run_overopt(cfg: OveroptConfig) -> dict:
 KL_MATCHED = "adaptive-kl-matched"
 
 
+def _check_settings(out: Path, cfg: OveroptConfig) -> None:
+    """Every stage is reused by file, so a folder takes more runs only with the settings in its
+    ``settings.json`` (options in ``_MAY_CHANGE`` aside); then record them."""
+    settings = out / "settings.json"
+    now = {k: v for k, v in to_dict(cfg).items() if k not in _MAY_CHANGE}
+    now["precision"] = resolve_precision(cfg.precision)
+    saved = read_json(settings, "study settings") if settings.exists() else None
+    if saved is not None:
+        saved = {k: v for k, v in saved.items() if k not in _MAY_CHANGE}
+    check_same_settings(saved, now, str(out), defaults=to_dict(OveroptConfig()))
+    write_text(settings, json.dumps(now, indent=2))
+
+
 def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_coef: float,
          probe: "HeldOutProbe", start: dict) -> dict:
     """One PPO run on the proxy (resumable; skipped when done) -> its held-out curve, the final
@@ -228,21 +242,40 @@ def _kl_matched(cfg: OveroptConfig, out: Path, seed: int, adaptive: dict, target
                 probe: "HeldOutProbe", start: dict) -> dict:
     """``adaptive`` with an initial KL coefficient chosen so that its training KL (mean batch
     KL of the last 4 iterations; never the gold reward) lands within ``kl_tolerance`` of
-    ``mean``'s: each try scales the last coefficient by the ratio of the two KLs. The closest
+    ``mean``'s, in at most ``kl_match_tries`` extra runs (see ``_next_kl_coef``). The closest
     run is kept, with ``matched`` saying whether it is within the tolerance."""
     if not target > 0:
         raise ValueError(f"overopt: mean's training KL is {target:.4g} for seed {seed}; a KL "
                          "match needs a positive one")
-    best = run = adaptive
+
+    def miss(r: dict) -> float:
+        return abs(r["train_kl"] / target - 1)
+
+    tried = [adaptive]
     for k in range(cfg.kl_match_tries):
-        if abs(run["train_kl"] / target - 1) <= cfg.kl_tolerance:
+        if miss(min(tried, key=miss)) <= cfg.kl_tolerance:
             break
-        coef = run["kl_coef"] * min(10.0, max(0.1, run["train_kl"] / target))
-        run = _run(cfg, out, f"{KL_MATCHED}/try-{k + 1}", "adaptive", seed, coef, probe, start)
-        if abs(run["train_kl"] / target - 1) < abs(best["train_kl"] / target - 1):
-            best = run
-    return {**best, "target_train_kl": target,
-            "matched": abs(best["train_kl"] / target - 1) <= cfg.kl_tolerance}
+        tried.append(_run(cfg, out, f"{KL_MATCHED}/try-{k + 1}", "adaptive", seed,
+                          _next_kl_coef(tried, target), probe, start))
+    best = min(tried, key=miss)
+    return {**best, "target_train_kl": target, "matched": miss(best) <= cfg.kl_tolerance}
+
+
+def _next_kl_coef(tried: list[dict], target: float) -> float:
+    """The next initial KL coefficient to try. Once the runs so far bracket ``target`` (one
+    training KL above it, one below), interpolate between the nearest two on a log-log line,
+    log c = log c_hi + (log target - log kl_hi) / (log kl_lo - log kl_hi) * (log c_lo - log c_hi);
+    until then scale the last run's coefficient by its KL over the target (clamped to
+    [0.1, 10]), which undershoots because KL falls more slowly than the coefficient rises."""
+    above = [r for r in tried if r["train_kl"] > target]
+    below = [r for r in tried if 0 < r["train_kl"] < target]
+    if above and below:
+        hi = min(above, key=lambda r: r["train_kl"])
+        lo = max(below, key=lambda r: r["train_kl"])
+        t = math.log(target / hi["train_kl"]) / math.log(lo["train_kl"] / hi["train_kl"])
+        return math.exp(math.log(hi["kl_coef"]) + t * math.log(lo["kl_coef"] / hi["kl_coef"]))
+    last = tried[-1]
+    return last["kl_coef"] * min(10.0, max(0.1, last["train_kl"] / target))
 
 
 def _mean_curve(curves: list[list[dict]]) -> list[dict]:
