@@ -5,7 +5,8 @@ import torch
 
 from riskalign.eval import distinct_n, distinct_n_per_text
 from riskalign.eval.paired import (compare, cvar_diff, mean_diff, paired_interval, paired_matrix,
-                                   per_prompt, tail_mean_diff, tail_win_rate)
+                                   per_prompt, seed_interval, tail_mean_diff,
+                                   tail_win_rate)
 
 A = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64)
 B = torch.tensor([[1.0, 2.0, 6.0]], dtype=torch.float64)
@@ -20,6 +21,16 @@ def test_bootstrap_interval_by_hand():
     assert got["diff"] == pytest.approx(3.0)
     assert got["ci_low"] == pytest.approx(1.075)
     assert got["ci_high"] == pytest.approx(3 + 0.925 * 5 / 3)
+
+
+def test_seed_interval_by_hand():
+    # d = 1, 2, 3: mean 2, sd 1, t(0.975, 2 df) = 4.302653 -> 2 -/+ 4.302653 / sqrt(3)
+    lo, hi = seed_interval([1.0, 2.0, 3.0])
+    assert (lo, hi) == (pytest.approx(2 - 2.484138, abs=1e-5), pytest.approx(2 + 2.484138, abs=1e-5))
+    # two seeds, 0.5 and 1.5: sd sqrt(0.5), t(0.975, 1 df) = 12.706205 -> 1 -/+ 12.706205 * 0.5
+    lo, hi = seed_interval([0.5, 1.5])
+    assert (lo, hi) == (pytest.approx(1 - 6.353102, abs=1e-5), pytest.approx(1 + 6.353102, abs=1e-5))
+    assert all(x != x for x in seed_interval([0.3]))  # one seed: no interval (nan)
 
 
 def test_tail_is_recomputed_on_each_resample():

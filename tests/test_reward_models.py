@@ -275,6 +275,11 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
         assert d["by_seed"][s] == pytest.approx(hand, abs=1e-9)
     signs = {x > 0 for x in d["by_seed"] if x != 0}
     assert d["same_sign_every_seed"] == (len(signs) == 1 and 0 not in d["by_seed"])
+    # two seeds: mean of the two differences -/+ t(0.975, 1 df) * sd / sqrt(2) = -/+ 12.706 * |d1 - d0| / 2
+    half = 12.706205 * abs(d["by_seed"][1] - d["by_seed"][0]) / 2
+    mid = sum(d["by_seed"]) / 2
+    assert d["seed_ci_low"] == pytest.approx(mid - half, abs=1e-6)
+    assert d["seed_ci_high"] == pytest.approx(mid + half, abs=1e-6)
     km = results["adaptive-kl-matched"]["final_gold_versus"]
     assert set(km) == {"mean", "adaptive"}
     assert km["adaptive"]["diff"] == pytest.approx(results["adaptive-kl-matched"]["final_gold"]

@@ -11,7 +11,8 @@ A gold reward judges while PPO optimises a learned proxy (Gao et al.'s semi-synt
    (``adaptive-kl-matched/``);
 4. ``results.json`` (per method: figures averaged over seeds, the final gold with a 95% bootstrap
    interval over prompts, the final gold minus ``mean``'s and, for ``adaptive`` and its
-   KL-matched run, minus every other method's, paired per prompt and seed),
+   KL-matched run, minus every other method's, paired per prompt and seed, with a Student-t
+   interval over the per-seed differences as well),
    ``overopt_curves.png``, ``gold_vs_kl.png`` (gold against sqrt(KL), Gao et al.'s frontier)
    and ``report.md``.
 Each stage is skipped when its output exists, and PPO runs resume from their checkpoints.
@@ -34,7 +35,7 @@ from ..config import (RunConfig, _check, check_precision, check_same_settings, o
                      to_dict)
 from ..precision import resolve as resolve_precision
 from ..presets import cpu_run as cpu_rl_defaults, cpu_task
-from ..eval.paired import bootstrap_draws, mean_diff, paired_interval
+from ..eval.paired import bootstrap_draws, mean_diff, paired_interval, seed_interval
 from ..eval.plots import plot_gold_vs_kl, plot_overopt_curves
 from ..models import gpu_of, load_policy, load_tokenizer
 from ..ppo.rollout import GenerationSettings, collect
@@ -328,10 +329,13 @@ def _summarise(runs: dict[str, list[dict]]) -> dict:
 def _paired(a: torch.Tensor, b: torch.Tensor, draws: torch.Tensor) -> dict:
     """Mean of b - a over held-out prompts and seeds (a, b: [S, N] final gold) with its 95%
     bootstrap interval over prompts (a prompt's seeds move together; the trained policies stay
-    fixed), the per-seed differences and whether every seed has the same sign."""
+    fixed), the per-seed differences, whether every seed has the same sign, and the 95%
+    Student-t interval over the per-seed differences (``seed_ci_low``/``seed_ci_high``: it
+    covers the spread between training seeds)."""
     d = paired_interval(a, b, torch.zeros(a.shape[1], dtype=torch.float64), mean_diff, draws)
     by_seed = (b - a).mean(1).tolist()  # training seeds, not resampled
-    return {**d, "by_seed": by_seed,
+    lo, hi = seed_interval(by_seed)
+    return {**d, "by_seed": by_seed, "seed_ci_low": lo, "seed_ci_high": hi,
             "same_sign_every_seed": all(x > 0 for x in by_seed) or all(x < 0 for x in by_seed)}
 
 
@@ -366,8 +370,9 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
              f"every {cfg.eval_every} iterations (means over seeds). Final gold minus `mean`: "
              "per prompt and seed, 95% bootstrap interval over prompts with these trained "
              "policies fixed (it does not cover the spread between training seeds: the "
-             "per-seed differences are in results.json, and `same sign` says whether every "
-             f"seed agrees). Wall time of this invocation {minutes:.1f} min.", "",
+             "per-seed differences are in results.json, `same sign` says whether every "
+             "seed agrees, and the tables below add a Student-t interval over the per-seed "
+             f"differences, which does). Wall time of this invocation {minutes:.1f} min.", "",
              "| method | start gold | best gold (iteration) | final gold [95% CI] | final gold "
              "minus mean [95% CI] | same sign | final proxy | final KL (held-out) | training KL |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -383,9 +388,11 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
             continue
         lines += ["", f"`{m}` minus each method, final gold (paired per prompt and seed; "
                   "per-seed differences in training-seed order):", "",
-                  "| minus | difference [95% CI] | per seed | same sign |", "|---|---|---|---|"]
+                  "| minus | difference [95% CI over prompts] | per seed | same sign | "
+                  "95% CI over seeds (t) |", "|---|---|---|---|---|"]
         lines += [f"| {o} | {_interval(d)} | {', '.join(f'{x:+.3f}' for x in d['by_seed'])} | "
-                  f"{_sign(d)} |" for o, d in vs.items()]
+                  f"{_sign(d)} | [{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}] |"
+                  for o, d in vs.items()]
     if KL_MATCHED in results:
         r = results[KL_MATCHED]
         lines += ["", f"`{KL_MATCHED}`: adaptive with initial KL coefficients "

@@ -18,6 +18,9 @@ The 95% interval is a percentile bootstrap over prompts with the seeds pooled: e
 draws N prompt indices with replacement and keeps every seed of a drawn prompt together, then
 recomputes the statistic (tails included) on the resample. ``ci_low``/``ci_high`` are the 2.5th
 and 97.5th percentiles (linear interpolation, as ``torch.quantile``) of the resampled values.
+That interval holds the trained models fixed. Where each training seed gives one difference,
+``seed_interval`` is the 95% Student-t interval over those differences, which does cover the
+spread between training seeds (wide with few seeds, as it should be).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ from __future__ import annotations
 from typing import Callable
 
 import torch
+from scipy.stats import t as student_t
 
 from .metrics import cvar, tail_count
 from ..risk import select_tail
@@ -114,6 +118,17 @@ def paired_interval(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor, stat
     return {"diff": diff, "ci_low": lo, "ci_high": hi}
 
 
+def seed_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float]:
+    """Student-t interval for the mean of per-training-seed differences d_1..d_S:
+    mean(d) -/+ t_{(1 + level)/2, S-1} * sd(d) / sqrt(S), sd with S - 1 in the denominator;
+    (nan, nan) for fewer than 2 seeds."""
+    d = torch.tensor(diffs, dtype=torch.float64)
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    half = float(student_t.ppf((1 + level) / 2, len(d) - 1)) * d.std().item() / len(d) ** 0.5
+    return d.mean().item() - half, d.mean().item() + half
+
+
 def compare(matrices: dict[str, torch.Tensor], baseline: str, scores: torch.Tensor,
             tail_percents: list[float], threshold: float, cvar_alpha: float,
             n_boot: int = 2000, seed: int = 0) -> dict:
@@ -131,4 +146,4 @@ def compare(matrices: dict[str, torch.Tensor], baseline: str, scores: torch.Tens
 
 
 __all__ = ["bootstrap_draws", "compare", "paired_interval", "paired_matrix", "per_prompt",
-           "statistics"]
+           "seed_interval", "statistics"]
