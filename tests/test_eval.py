@@ -125,7 +125,8 @@ def test_eval_cli_end_to_end(tiny_model_dir, tmp_path, monkeypatch):
     paired = metrics["paired"]
     assert paired["baseline"] == "a" and paired["n_prompts"] == 12 and paired["n_seeds"] == 2
     b = paired["models"]["b"]                    # paired per prompt and seed: exactly no change
-    assert b["mean_reward"] == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0}
+    assert b["mean_reward"] == {"diff": 0.0, "ci_low": 0.0, "ci_high": 0.0, "by_seed": [0.0, 0.0],
+                                "seed_ci_low": 0.0, "seed_ci_high": 0.0}
     assert b["tail_reward_q20"]["diff"] == 0.0 and b["tail_win_rate_q20"]["diff"] == 0.5
     assert "Paired differences against `a`" in (out / "report.md").read_text()
     raw0 = json.loads((out / "raw" / "a-seed0.json").read_text())

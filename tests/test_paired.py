@@ -6,7 +6,7 @@ import torch
 from riskalign.eval import distinct_n, distinct_n_per_text
 from riskalign.eval.paired import (compare, cvar_diff, mean_diff, paired_interval, paired_matrix,
                                    per_prompt, seed_interval, tail_mean_diff,
-                                   tail_win_rate)
+                                   tail_win_rate, with_seed_interval)
 
 A = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64)
 B = torch.tensor([[1.0, 2.0, 6.0]], dtype=torch.float64)
@@ -31,6 +31,19 @@ def test_seed_interval_by_hand():
     lo, hi = seed_interval([0.5, 1.5])
     assert (lo, hi) == (pytest.approx(1 - 6.353102, abs=1e-5), pytest.approx(1 + 6.353102, abs=1e-5))
     assert all(x != x for x in seed_interval([0.3]))  # one seed: no interval (nan)
+
+
+def test_per_seed_statistics_and_their_interval():
+    a = torch.zeros(2, 3, dtype=torch.float64)
+    b = torch.tensor([[1.0, 2.0, 6.0], [3.0, 2.0, 1.0]], dtype=torch.float64)
+    d = with_seed_interval(a, b, SCORES, mean_diff, DRAWS)
+    assert d["by_seed"] == pytest.approx([3.0, 2.0]) and d["diff"] == pytest.approx(2.5)
+    # 2.5 -/+ t(0.975, 1 df) * sd(3, 2) / sqrt(2) = 2.5 -/+ 12.706205 * 0.5
+    assert d["seed_ci_low"] == pytest.approx(2.5 - 6.353102, abs=1e-5)
+    assert d["seed_ci_high"] == pytest.approx(2.5 + 6.353102, abs=1e-5)
+    # the tail is the worst 2 prompts by prompt score (0 and 1) on each seed: (1+2)/2, (3+2)/2
+    t = with_seed_interval(a, b, SCORES, tail_mean_diff(34), DRAWS)
+    assert t["by_seed"] == pytest.approx([1.5, 2.5])
 
 
 def test_tail_is_recomputed_on_each_resample():

@@ -40,6 +40,11 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     report = (out / "report.md").read_text()
     assert "RA-RLHF minus RLHF" in report and "Paired differences against `rlhf`" in report
     assert "Variant `kept` minus RLHF" in report and "`ppo.minibatches=kept`" in report
+    # the verdict adds the interval over the two training seeds, from the per-seed differences
+    d = paired["models"]["ra-rlhf"]["mean_reward"]
+    assert len(d["by_seed"]) == 2 and d["seed_ci_low"] <= d["diff"] <= d["seed_ci_high"]
+    assert f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}]" in report
+    assert "Over the 2 training seeds" in report and "Over the 2 seeds" in report
     # diagnostics: iteration 4 only (the last quarter of 4), e.g. the entropy logged there
     row = next(x for x in report.splitlines() if x.startswith("| ra-rlhf seed 1 |"))
     cells = [c.strip() for c in row.strip("|").split("|")]
@@ -63,6 +68,12 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     assert main(_args(tiny_model_dir, out)) == 0
     assert json.loads((out / "metrics.json").read_text()) == metrics
     assert len(json.loads((out / "study.json").read_text())["invocation_seconds"]) == 2
+    # a finished study without work/ (not kept with a report) rebuilds its report, trains nothing
+    import shutil
+
+    shutil.rmtree(out / "work")
+    assert main(_args(tiny_model_dir, out)) == 0
+    assert json.loads((out / "metrics.json").read_text()) == metrics
 
 
 def test_study_refuses_other_settings_in_the_same_folder(tmp_path):

@@ -35,7 +35,7 @@ from ..config import (RunConfig, _check, check_precision, check_same_settings, o
                      to_dict)
 from ..precision import resolve as resolve_precision
 from ..presets import cpu_run as cpu_rl_defaults, cpu_task
-from ..eval.paired import bootstrap_draws, mean_diff, paired_interval, seed_interval
+from ..eval.paired import bootstrap_draws, mean_diff, paired_interval, with_seed_interval
 from ..eval.plots import plot_gold_vs_kl, plot_overopt_curves
 from ..models import gpu_of, load_policy, load_tokenizer
 from ..ppo.rollout import GenerationSettings, collect
@@ -332,11 +332,9 @@ def _paired(a: torch.Tensor, b: torch.Tensor, draws: torch.Tensor) -> dict:
     fixed), the per-seed differences, whether every seed has the same sign, and the 95%
     Student-t interval over the per-seed differences (``seed_ci_low``/``seed_ci_high``: it
     covers the spread between training seeds)."""
-    d = paired_interval(a, b, torch.zeros(a.shape[1], dtype=torch.float64), mean_diff, draws)
-    by_seed = (b - a).mean(1).tolist()  # training seeds, not resampled
-    lo, hi = seed_interval(by_seed)
-    return {**d, "by_seed": by_seed, "seed_ci_low": lo, "seed_ci_high": hi,
-            "same_sign_every_seed": all(x > 0 for x in by_seed) or all(x < 0 for x in by_seed)}
+    d = with_seed_interval(a, b, torch.zeros(a.shape[1], dtype=torch.float64), mean_diff, draws)
+    by_seed = d["by_seed"]
+    return {**d, "same_sign_every_seed": all(x > 0 for x in by_seed) or all(x < 0 for x in by_seed)}
 
 
 def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer,

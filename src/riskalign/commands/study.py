@@ -285,15 +285,23 @@ def run_study(cfg: StudyConfig) -> dict:
     write_text(out / "study.json", json.dumps(study, indent=2))
     t_start, clock = time.perf_counter(), {"iterations": 0}
     sft_dir = work / "sft"
-    if not (sft_dir / "config.json").exists():
-        s = copy.deepcopy(cfg.sft)
-        s.output_dir, s.precision = str(sft_dir), cfg.precision
-        run_sft(s, threads=cfg.threads)
-    _record_sft(out, sft_dir)
+    done = all((raw_dir / f"{m}-seed{s}.json").exists()
+               for s in cfg.seeds for m in (*methods(cfg), "sft"))
+    if done and not (sft_dir / "config.json").exists():
+        # every result is in (work/ is not kept with a report): only the report is rebuilt,
+        # and the SFT model's tokenizer is its base model's
+        tokenizer_from = cfg.sft.model.policy
+    else:
+        if not (sft_dir / "config.json").exists():
+            s = copy.deepcopy(cfg.sft)
+            s.output_dir, s.precision = str(sft_dir), cfg.precision
+            run_sft(s, threads=cfg.threads)
+        _record_sft(out, sft_dir)
+        tokenizer_from = str(sft_dir)
     ev = copy.deepcopy(cfg.eval)
     ev.output_dir, ev.seeds, ev.threads = str(out), cfg.seeds, cfg.threads
     ev.precision, ev.baseline = cfg.precision, "rlhf"
-    setup = prepare(ev, str(sft_dir))
+    setup = prepare(ev, tokenizer_from)
     models, scorer = _Models(), None
     write_status(out, cfg, setup.scores)
     runs = [(seed, m) for seed in cfg.seeds for m in methods(cfg)]
@@ -368,6 +376,10 @@ def diagnostics(cfg: StudyConfig, logs: dict, raws: dict) -> list[str]:
     return lines + [""]
 
 
+def _word(low: float, high: float) -> str:
+    return ("ahead" if low > 0 else "behind" if high < 0 else "not distinguishable from RLHF")
+
+
 def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str]) -> None:
     """Put the study's settings, the verdict, the training-tail picture and the training
     diagnostics on top of eval's report.md, and record this invocation's wall time in
@@ -381,10 +393,13 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str])
         for key, name in (("tail_reward_q20", "worst 20% of prompts"),
                           ("mean_reward", "mean reward")):
             d = paired[key]
-            word = ("ahead" if d["ci_low"] > 0 else "behind" if d["ci_high"] < 0
-                    else "not distinguishable from RLHF")
             verdicts.append(f"- {name}: {label} minus RLHF {d['diff']:+.3f}, 95% CI "
-                            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: {label} is {word}.")
+                            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: {label} is "
+                            f"{_word(d['ci_low'], d['ci_high'])}. Over the {len(cfg.seeds)} "
+                            f"training seeds (Student-t, per seed "
+                            f"{', '.join(f'{x:+.3f}' for x in d['by_seed'])}): "
+                            f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}], "
+                            f"{_word(d['seed_ci_low'], d['seed_ci_high'])}.")
     described = [f"`{name}` = RA-RLHF with {', '.join(f'`{o}`' for o in overrides)}"
                  for name, overrides in cfg.variants.items()]
     study = read_json(out / "study.json", "study record")
@@ -404,7 +419,8 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str])
         f"ranked by {r.rank_by}. "
         + (f"Variants: {'; '.join(described)}. " if described else "")
         + f"Evaluation on the {cfg.eval.split} split, sampling seed = training seed.", "",
-        "## Verdict (95% bootstrap intervals over prompts, seeds pooled)", "", *verdicts, "",
+        "## Verdict (95% bootstrap intervals over prompts, seeds pooled; then over training "
+        "seeds)", "", *verdicts, "",
         f"![Mean training score of each batch's worst {cfg.tail_percent:g}% of trajectories by "
         "prompt score](tail_during_training.png)", "", *diag,
     ]

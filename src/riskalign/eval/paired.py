@@ -129,11 +129,23 @@ def seed_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float
     return d.mean().item() - half, d.mean().item() + half
 
 
+def with_seed_interval(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor, stat: Statistic,
+                       draws: torch.Tensor) -> dict:
+    """``paired_interval``'s {diff, ci_low, ci_high}, plus ``by_seed`` (the statistic on each
+    seed's row of a and b alone) and ``seed_ci_low``/``seed_ci_high`` (``seed_interval`` of
+    those)."""
+    d = paired_interval(a, b, scores, stat, draws)
+    by_seed = [stat(a[s:s + 1], b[s:s + 1], scores) for s in range(a.shape[0])]
+    lo, hi = seed_interval(by_seed)
+    return {**d, "by_seed": by_seed, "seed_ci_low": lo, "seed_ci_high": hi}
+
+
 def compare(matrices: dict[str, torch.Tensor], baseline: str, scores: torch.Tensor,
             tail_percents: list[float], threshold: float, cvar_alpha: float,
             n_boot: int = 2000, seed: int = 0) -> dict:
-    """Every model against ``baseline``: {name: {statistic: {diff, ci_low, ci_high}}}. All
-    statistics of all models use the same bootstrap draws."""
+    """Every model against ``baseline``: {name: {statistic: {diff, ci_low, ci_high, by_seed,
+    seed_ci_low, seed_ci_high}}} (``with_seed_interval``). All statistics of all models use the
+    same bootstrap draws."""
     if baseline not in matrices:
         raise ValueError(f"baseline '{baseline}' is not one of the models "
                          f"({', '.join(matrices)})")
@@ -141,9 +153,10 @@ def compare(matrices: dict[str, torch.Tensor], baseline: str, scores: torch.Tens
     draws = bootstrap_draws(n, n_boot, seed)
     stats = statistics(tail_percents, threshold, cvar_alpha)
     a = matrices[baseline]
-    return {name: {k: paired_interval(a, b, scores.double(), f, draws) for k, f in stats.items()}
+    return {name: {k: with_seed_interval(a, b, scores.double(), f, draws)
+                   for k, f in stats.items()}
             for name, b in matrices.items() if name != baseline}
 
 
 __all__ = ["bootstrap_draws", "compare", "paired_interval", "paired_matrix", "per_prompt",
-           "seed_interval", "statistics"]
+           "seed_interval", "statistics", "with_seed_interval"]

@@ -105,6 +105,22 @@ def paired_lines(paired: dict, tail_percents: list[float]) -> list[str]:
     rows = [[name, *[cell(m[k]).replace("+", "") for k in wins]]
             for name, m in paired["models"].items()]
     lines += _table(["model", *[f"win rate, worst {q:g}%" for q in tail_percents]], rows)
+    if paired["n_seeds"] < 2:
+        return lines
+
+    def seed_cell(d: dict) -> str:
+        if any(math.isnan(x) for x in (d["seed_ci_low"], d["seed_ci_high"])):
+            return "n/a"
+        per = ", ".join(f"{x:+.3f}" for x in d["by_seed"])
+        return f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}] ({per})"
+
+    lines += ["", f"Over the {paired['n_seeds']} seeds: 95% Student-t interval of the per-seed "
+              "differences (per seed in brackets after it). Where each seed is a separately "
+              "trained model, this interval covers the spread between training runs, which the "
+              "interval over prompts does not.", ""]
+    rows = [[name, *[seed_cell(m[k]) for k in keys]] for name, m in paired["models"].items()]
+    lines += _table(["model", "mean reward", *[f"worst {q:g}%" for q in tail_percents],
+                     "prompts <= threshold", "CVaR"], rows)
     return lines
 
 
