@@ -5,7 +5,7 @@ import torch
 
 from riskalign.eval import distinct_n, distinct_n_per_text
 from riskalign.eval.paired import (compare, cvar_diff, mean_diff, paired_interval, paired_matrix,
-                                   per_prompt, seed_interval, tail_mean_diff,
+                                   per_prompt, seed_interval, tail_mean_diff, threshold_diff,
                                    tail_win_rate, with_seed_interval)
 
 A = torch.tensor([[0.0, 0.0, 0.0]], dtype=torch.float64)
@@ -44,6 +44,14 @@ def test_per_seed_statistics_and_their_interval():
     # the tail is the worst 2 prompts by prompt score (0 and 1) on each seed: (1+2)/2, (3+2)/2
     t = with_seed_interval(a, b, SCORES, tail_mean_diff(34), DRAWS)
     assert t["by_seed"] == pytest.approx([1.5, 2.5])
+
+
+def test_no_seed_interval_without_two_seeds_or_a_defined_statistic():
+    one = with_seed_interval(A, B, SCORES, mean_diff, DRAWS)
+    assert set(one) == {"diff", "ci_low", "ci_high"}            # one seed: no t interval
+    a, b = torch.zeros(2, 3, dtype=torch.float64), torch.ones(2, 3, dtype=torch.float64)
+    none = with_seed_interval(a, b, SCORES, threshold_diff(-1.0), DRAWS)   # no prompt <= -1
+    assert none["by_seed"] == [None, None] and none["seed_ci_low"] is None
 
 
 def test_tail_is_recomputed_on_each_resample():

@@ -291,6 +291,21 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
                             m["target_train_kl_by_seed"]):
         tried = 0.05 * min(10.0, max(0.1, ka / km))
         assert coef in (0.05, pytest.approx(tried))   # the try, or the first run if closer
+    # every run tried is recorded: adaptive itself first, then the rescaled try (tolerance 1%)
+    for s, tries in enumerate(m["tries_by_seed"]):
+        assert tries[0] == {"kl_coef": 0.05, "train_kl": a["train_kl_by_seed"][s]}
+        assert len(tries) <= 2 and m["train_kl_by_seed"][s] in [t["train_kl"] for t in tries]
+    # on the first iteration every method applies the initial KL coefficient on average
+    for method in ("mean", "adaptive"):
+        for first, last in results[method]["kl_coef_applied_by_seed"]:
+            assert first == pytest.approx(0.05, rel=1e-5) and last > 0
+    report = (out / "report.md").read_text()
+    held = len((out / "prefs/test.jsonl").read_text().splitlines())
+    acc = [x["eval_accuracy"] for x in
+           json.loads((out / "ensemble/manifest.json").read_text())["members"]]
+    assert (f"Proxy pairwise accuracy on the {held} held-out gold-labelled pairs, per member: "
+            + ", ".join(f"{x:.3f}" for x in acc)) in report
+    assert "Every run tried" in report and "95% CI over seeds (t)" in report
     for f in ("overopt_curves.png", "gold_vs_kl.png", "report.md", "prefs/train.jsonl",
               "ensemble/manifest.json", "mean/seed-1/final_probe.json"):
         assert (out / f).exists(), f

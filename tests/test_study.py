@@ -74,6 +74,7 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     shutil.rmtree(out / "work")
     assert main(_args(tiny_model_dir, out)) == 0
     assert json.loads((out / "metrics.json").read_text()) == metrics
+    assert not (out / "work" / "sft").exists()
 
 
 def test_study_refuses_other_settings_in_the_same_folder(tmp_path):

@@ -208,7 +208,8 @@ def _check_settings(out: Path, cfg: OveroptConfig) -> None:
 def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_coef: float,
          probe: "HeldOutProbe", start: dict) -> dict:
     """One PPO run on the proxy (resumable; skipped when done) -> its held-out curve, the final
-    gold reward per held-out prompt, its training-side KL and its initial KL coefficient."""
+    gold reward per held-out prompt, its training-side KL, its initial KL coefficient and the
+    mean per-sample KL coefficient applied on its first and last iteration."""
     rl = copy.deepcopy(cfg.rl)
     rl.model.policy, rl.threads, rl.precision = cfg.policy, cfg.threads, cfg.precision
     rl.seed, rl.ppo.init_kl_coef = seed, kl_coef
@@ -233,6 +234,7 @@ def _run(cfg: OveroptConfig, out: Path, name: str, method: str, seed: int, kl_co
     trained = read_json(run_dir / "config.json", "run config")["ppo"]["init_kl_coef"]
     return {"seed": seed, "kl_coef": trained,
             "train_kl": sum(h["kl"] for h in tail) / len(tail),
+            "kl_coef_applied": [logs[0].get("kl_coef_mean"), logs[-1].get("kl_coef_mean")],
             "gold_per_prompt": read_json(run_dir / "final_probe.json", "probe", expect=list),
             "curve": [{"iteration": 0, **start}] + [
                 {k: h[k] for k in ("iteration", "heldout_gold", "heldout_proxy", "heldout_kl")}
@@ -259,7 +261,8 @@ def _kl_matched(cfg: OveroptConfig, out: Path, seed: int, adaptive: dict, target
         tried.append(_run(cfg, out, f"{KL_MATCHED}/try-{k + 1}", "adaptive", seed,
                           _next_kl_coef(tried, target), probe, start))
     best = min(tried, key=miss)
-    return {**best, "target_train_kl": target, "matched": miss(best) <= cfg.kl_tolerance}
+    return {**best, "target_train_kl": target, "matched": miss(best) <= cfg.kl_tolerance,
+            "tries": [{"kl_coef": r["kl_coef"], "train_kl": r["train_kl"]} for r in tried]}
 
 
 def _next_kl_coef(tried: list[dict], target: float) -> float:
@@ -306,10 +309,13 @@ def _summarise(runs: dict[str, list[dict]]) -> dict:
                       "final_kl_by_seed": [r["curve"][-1]["heldout_kl"] for r in rs],
                       "train_kl": sum(r["train_kl"] for r in rs) / len(rs),
                       "train_kl_by_seed": [r["train_kl"] for r in rs],
-                      "kl_coef_by_seed": [r["kl_coef"] for r in rs], "curve": curve}
+                      "kl_coef_by_seed": [r["kl_coef"] for r in rs],
+                      "kl_coef_applied_by_seed": [r["kl_coef_applied"] for r in rs],
+                      "curve": curve}
         if m == KL_MATCHED:
             results[m]["matched_by_seed"] = [r["matched"] for r in rs]
             results[m]["target_train_kl_by_seed"] = [r["target_train_kl"] for r in rs]
+            results[m]["tries_by_seed"] = [r["tries"] for r in rs]
     mats = {m: torch.tensor([r["gold_per_prompt"] for r in rs], dtype=torch.float64)
             for m, rs in runs.items()}
     n = next(iter(mats.values())).shape[1]
@@ -333,8 +339,9 @@ def _paired(a: torch.Tensor, b: torch.Tensor, draws: torch.Tensor) -> dict:
     Student-t interval over the per-seed differences (``seed_ci_low``/``seed_ci_high``: it
     covers the spread between training seeds)."""
     d = with_seed_interval(a, b, torch.zeros(a.shape[1], dtype=torch.float64), mean_diff, draws)
-    by_seed = d["by_seed"]
-    return {**d, "same_sign_every_seed": all(x > 0 for x in by_seed) or all(x < 0 for x in by_seed)}
+    by_seed = d.get("by_seed", (b - a).mean(1).tolist())   # one seed: no interval
+    return {**d, "by_seed": by_seed,
+            "same_sign_every_seed": all(x > 0 for x in by_seed) or all(x < 0 for x in by_seed)}
 
 
 def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer,
@@ -356,6 +363,9 @@ def _start_point(out: Path, cfg: OveroptConfig, probe: HeldOutProbe, tokenizer,
 def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) -> None:
     p = cfg.rl.ppo
     pairs = sum(1 for ln in (out / "prefs" / "train.jsonl").read_text().splitlines() if ln)
+    held = sum(1 for ln in (out / "prefs" / "test.jsonl").read_text().splitlines() if ln)
+    acc = [m.get("eval_accuracy") for m in
+           read_json(out / "ensemble" / MANIFEST, "ensemble manifest")["members"]]
     lines = ["# Reward over-optimisation study", "",
              f"Gold reward `{cfg.prefs.reward.kind or get_spec(cfg.rl.task.name).reward}` on "
              f"`{cfg.rl.task.name}`; proxy: {cfg.reward.ensemble} reward models "
@@ -371,6 +381,8 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
              "per-seed differences are in results.json, `same sign` says whether every "
              "seed agrees, and the tables below add a Student-t interval over the per-seed "
              f"differences, which does). Wall time of this invocation {minutes:.1f} min.", "",
+             f"Proxy pairwise accuracy on the {held} held-out gold-labelled pairs, per member: "
+             + ", ".join("-" if a is None else f"{a:.3f}" for a in acc) + ".", "",
              "| method | start gold | best gold (iteration) | final gold [95% CI] | final gold "
              "minus mean [95% CI] | same sign | final proxy | final KL (held-out) | training KL |",
              "|---|---|---|---|---|---|---|---|---|"]
@@ -389,23 +401,41 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
                   "| minus | difference [95% CI over prompts] | per seed | same sign | "
                   "95% CI over seeds (t) |", "|---|---|---|---|---|"]
         lines += [f"| {o} | {_interval(d)} | {', '.join(f'{x:+.3f}' for x in d['by_seed'])} | "
-                  f"{_sign(d)} | [{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}] |"
-                  for o, d in vs.items()]
+                  f"{_sign(d)} | {_seed_interval(d)} |" for o, d in vs.items()]
+    lines += ["", "Mean per-sample KL coefficient applied (`kl_coef_mean`), first and last "
+              "iteration, per seed:", "", "| method | " + " | ".join(
+                  f"seed {s}" for s in cfg.seeds) + " |", "|---" * (len(cfg.seeds) + 1) + "|"]
+    lines += [f"| {m} | " + " | ".join(_applied(a) for a in r["kl_coef_applied_by_seed"]) + " |"
+              for m, r in results.items()]
     if KL_MATCHED in results:
         r = results[KL_MATCHED]
         lines += ["", f"`{KL_MATCHED}`: adaptive with initial KL coefficients "
                   f"{', '.join(f'{c:.4g}' for c in r['kl_coef_by_seed'])} (per seed), chosen "
                   f"from training KL only, against mean's "
                   f"{', '.join(f'{k:.2f}' for k in r['target_train_kl_by_seed'])}; within "
-                  f"{cfg.kl_tolerance:.0%}: {r['matched_by_seed']}."]
+                  f"{cfg.kl_tolerance:.0%}: {r['matched_by_seed']}. Every run tried "
+                  "(initial KL coefficient: training KL; the first is `adaptive` itself):", ""]
+        lines += [f"- seed {s}: " + ", ".join(f"{t['kl_coef']:.3g}: {t['train_kl']:.2f}"
+                                              for t in tries)
+                  for s, tries in zip(r["seeds"], r["tries_by_seed"])]
     lines += ["", "![Gold reward, proxy reward and KL per iteration](overopt_curves.png)", "",
               "![Gold reward against sqrt(KL), the over-optimisation frontier](gold_vs_kl.png)",
               ""]
     write_text(out / "report.md", "\n".join(lines))
 
 
+def _applied(first_last: list) -> str:
+    return " to ".join("-" if c is None else f"{c:.4f}" for c in first_last)
+
+
 def _interval(d: dict | None) -> str:
     return f"{d['diff']:+.3f} [{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]" if d else "-"
+
+
+def _seed_interval(d: dict) -> str:
+    if d.get("seed_ci_low") is None:
+        return "-"
+    return f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}]"
 
 
 def _sign(d: dict | None) -> str:

@@ -393,13 +393,15 @@ def _finish_report(out: Path, cfg: StudyConfig, seconds: float, diag: list[str])
         for key, name in (("tail_reward_q20", "worst 20% of prompts"),
                           ("mean_reward", "mean reward")):
             d = paired[key]
-            verdicts.append(f"- {name}: {label} minus RLHF {d['diff']:+.3f}, 95% CI "
-                            f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: {label} is "
-                            f"{_word(d['ci_low'], d['ci_high'])}. Over the {len(cfg.seeds)} "
-                            f"training seeds (Student-t, per seed "
-                            f"{', '.join(f'{x:+.3f}' for x in d['by_seed'])}): "
-                            f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}], "
-                            f"{_word(d['seed_ci_low'], d['seed_ci_high'])}.")
+            line = (f"- {name}: {label} minus RLHF {d['diff']:+.3f}, 95% CI "
+                    f"[{d['ci_low']:+.3f}, {d['ci_high']:+.3f}]: {label} is "
+                    f"{_word(d['ci_low'], d['ci_high'])}.")
+            if d.get("seed_ci_low") is not None:
+                line += (f" Over the {len(cfg.seeds)} training seeds (Student-t, per seed "
+                         f"{', '.join(f'{x:+.3f}' for x in d['by_seed'])}): "
+                         f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}], "
+                         f"{_word(d['seed_ci_low'], d['seed_ci_high'])}.")
+            verdicts.append(line)
     described = [f"`{name}` = RA-RLHF with {', '.join(f'`{o}`' for o in overrides)}"
                  for name, overrides in cfg.variants.items()]
     study = read_json(out / "study.json", "study record")

@@ -25,6 +25,7 @@ spread between training seeds (wide with few seeds, as it should be).
 
 from __future__ import annotations
 
+import math
 from typing import Callable
 
 import torch
@@ -131,13 +132,18 @@ def seed_interval(diffs: list[float], level: float = 0.95) -> tuple[float, float
 
 def with_seed_interval(a: torch.Tensor, b: torch.Tensor, scores: torch.Tensor, stat: Statistic,
                        draws: torch.Tensor) -> dict:
-    """``paired_interval``'s {diff, ci_low, ci_high}, plus ``by_seed`` (the statistic on each
-    seed's row of a and b alone) and ``seed_ci_low``/``seed_ci_high`` (``seed_interval`` of
-    those)."""
+    """``paired_interval``'s {diff, ci_low, ci_high}; with two or more seeds also ``by_seed``
+    (the statistic on each seed's row of a and b alone) and ``seed_ci_low``/``seed_ci_high``
+    (``seed_interval`` of those; None where undefined, e.g. a threshold tail with no prompts).
+    A t interval can reach past a statistic's range (a win rate's [0, 1]); it is not clipped."""
     d = paired_interval(a, b, scores, stat, draws)
+    if a.shape[0] < 2:
+        return d
     by_seed = [stat(a[s:s + 1], b[s:s + 1], scores) for s in range(a.shape[0])]
     lo, hi = seed_interval(by_seed)
-    return {**d, "by_seed": by_seed, "seed_ci_low": lo, "seed_ci_high": hi}
+    return {**d, "by_seed": [None if math.isnan(x) else x for x in by_seed],
+            "seed_ci_low": None if math.isnan(lo) else lo,
+            "seed_ci_high": None if math.isnan(hi) else hi}
 
 
 def compare(matrices: dict[str, torch.Tensor], baseline: str, scores: torch.Tensor,

@@ -109,7 +109,7 @@ def paired_lines(paired: dict, tail_percents: list[float]) -> list[str]:
         return lines
 
     def seed_cell(d: dict) -> str:
-        if any(math.isnan(x) for x in (d["seed_ci_low"], d["seed_ci_high"])):
+        if d["seed_ci_low"] is None or d["seed_ci_high"] is None:
             return "n/a"
         per = ", ".join(f"{x:+.3f}" for x in d["by_seed"])
         return f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}] ({per})"
