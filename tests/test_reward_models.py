@@ -306,6 +306,8 @@ def test_overopt_end_to_end_on_tiny_models(tiny_model_dir, tiny_encoder_dir, tmp
     assert (f"Proxy pairwise accuracy on the {held} held-out gold-labelled pairs, per member: "
             + ", ".join(f"{x:.3f}" for x in acc)) in report
     assert "Every run tried" in report and "95% CI over seeds (t)" in report
+    gaps = [a / b - 1 for a, b in zip(m["final_kl_by_seed"], results["mean"]["final_kl_by_seed"])]
+    assert ("against `mean`'s, per seed: " + ", ".join(f"{g:+.0%}" for g in gaps)) in report
     for f in ("overopt_curves.png", "gold_vs_kl.png", "report.md", "prefs/train.jsonl",
               "ensemble/manifest.json", "mean/seed-1/final_probe.json"):
         assert (out / f).exists(), f

@@ -42,7 +42,9 @@ def test_study_runs_reports_and_resumes(tiny_model_dir, tmp_path, monkeypatch):
     assert "Variant `kept` minus RLHF" in report and "`ppo.minibatches=kept`" in report
     # the verdict adds the interval over the two training seeds, from the per-seed differences
     d = paired["models"]["ra-rlhf"]["mean_reward"]
-    assert len(d["by_seed"]) == 2 and d["seed_ci_low"] <= d["diff"] <= d["seed_ci_high"]
+    half, mid = 12.706205 * abs(d["by_seed"][1] - d["by_seed"][0]) / 2, sum(d["by_seed"]) / 2
+    assert d["seed_ci_low"] == pytest.approx(mid - half, abs=1e-6)   # t(0.975, 1 df) by hand
+    assert d["seed_ci_high"] == pytest.approx(mid + half, abs=1e-6)
     assert f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}]" in report
     assert "Over the 2 training seeds" in report and "Over the 2 seeds" in report
     # diagnostics: iteration 4 only (the last quarter of 4), e.g. the entropy logged there

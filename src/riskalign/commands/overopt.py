@@ -414,10 +414,17 @@ def _write_report(out: Path, cfg: OveroptConfig, results: dict, minutes: float) 
                   f"from training KL only, against mean's "
                   f"{', '.join(f'{k:.2f}' for k in r['target_train_kl_by_seed'])}; within "
                   f"{cfg.kl_tolerance:.0%}: {r['matched_by_seed']}. Every run tried "
-                  "(initial KL coefficient: training KL; the first is `adaptive` itself):", ""]
-        lines += [f"- seed {s}: " + ", ".join(f"{t['kl_coef']:.3g}: {t['train_kl']:.2f}"
+                  "(initial KL coefficient: training KL, its gap to mean's; the first is "
+                  "`adaptive` itself):", ""]
+        lines += [f"- seed {s}: " + ", ".join(f"{t['kl_coef']:.3g}: {t['train_kl']:.2f} "
+                                              f"({t['train_kl'] / target - 1:+.0%})"
                                               for t in tries)
-                  for s, tries in zip(r["seeds"], r["tries_by_seed"])]
+                  for s, tries, target in zip(r["seeds"], r["tries_by_seed"],
+                                              r["target_train_kl_by_seed"])]
+        gaps = [a / b - 1 for a, b in zip(r["final_kl_by_seed"],
+                                          results["mean"]["final_kl_by_seed"])]
+        lines += ["", f"Held-out final KL of `{KL_MATCHED}` against `mean`'s, per seed: "
+                  + ", ".join(f"{g:+.0%}" for g in gaps) + "."]
     lines += ["", "![Gold reward, proxy reward and KL per iteration](overopt_curves.png)", "",
               "![Gold reward against sqrt(KL), the over-optimisation frontier](gold_vs_kl.png)",
               ""]

@@ -98,10 +98,10 @@ def paired_lines(paired: dict, tail_percents: list[float]) -> list[str]:
              "a prompt's seeds kept together). An interval that excludes 0 is a difference the "
              "data support; win rate: share of (tail prompt, seed) pairs where the model's reward "
              "is higher (ties half), no difference = 0.500.", ""]
+    head = ["model", "mean reward", *[f"worst {q:g}%" for q in tail_percents],
+            "prompts <= threshold", "CVaR"]
     rows = [[name, *[cell(m[k]) for k in keys]] for name, m in paired["models"].items()]
-    lines += _table(["model", "mean reward", *[f"worst {q:g}%" for q in tail_percents],
-                     "prompts <= threshold", "CVaR"], rows)
-    lines += [""]
+    lines += _table(head, rows) + [""]
     rows = [[name, *[cell(m[k]).replace("+", "") for k in wins]]
             for name, m in paired["models"].items()]
     lines += _table(["model", *[f"win rate, worst {q:g}%" for q in tail_percents]], rows)
@@ -115,13 +115,11 @@ def paired_lines(paired: dict, tail_percents: list[float]) -> list[str]:
         return f"[{d['seed_ci_low']:+.3f}, {d['seed_ci_high']:+.3f}] ({per})"
 
     lines += ["", f"Over the {paired['n_seeds']} seeds: 95% Student-t interval of the per-seed "
-              "differences (per seed in brackets after it). Where each seed is a separately "
+              "differences (the per-seed values follow in parentheses). Where each seed is a separately "
               "trained model, this interval covers the spread between training runs, which the "
               "interval over prompts does not.", ""]
     rows = [[name, *[seed_cell(m[k]) for k in keys]] for name, m in paired["models"].items()]
-    lines += _table(["model", "mean reward", *[f"worst {q:g}%" for q in tail_percents],
-                     "prompts <= threshold", "CVaR"], rows)
-    return lines
+    return lines + _table(head, rows)
 
 
 __all__ = ["paired_lines", "write_report"]
